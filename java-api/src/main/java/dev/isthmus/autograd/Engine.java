@@ -1,0 +1,163 @@
+package dev.isthmus.autograd;
+
+import dev.isthmus.tensor.GradNode;
+import dev.isthmus.tensor.Tensor;
+
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.IdentityHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.function.BinaryOperator;
+
+/**
+ * Reverse-mode differentiation over the recorded graph. Nodes are visited in reverse topological
+ * order; each receives the sum of the gradients flowing into its output and hands its backward rule's
+ * results to its inputs. With {@code createGraph} the rules run while recording, so the gradients
+ * are themselves differentiable. The caller supplies how gradients are summed (an add op), which keeps
+ * this class free of any op.
+ */
+public final class Engine {
+    private Engine() {}
+
+    /** What a backward pass needs beyond the graph. */
+    public record Options(boolean retainGraph, boolean createGraph, boolean allowUnused) {}
+
+    /**
+     * Gradients of {@code outputs} (weighted by {@code gradOutputs}) with respect to {@code inputs}.
+     * A gradient is null for an input the outputs do not depend on when {@code allowUnused}.
+     */
+    public static List<Tensor> grad(List<Tensor> outputs, List<Tensor> gradOutputs, List<Tensor> inputs,
+                                    Options options, BinaryOperator<Tensor> add) {
+        Map<Tensor, Tensor> wanted = new IdentityHashMap<>();
+        for (Tensor t : inputs) {
+            if (!t.requiresGrad()) {
+                throw new IllegalArgumentException("grad: input " + t.describe() + " does not require a gradient");
+            }
+            wanted.put(t, null);
+        }
+        run(outputs, gradOutputs, options, add, wanted);
+        List<Tensor> result = new ArrayList<>();
+        for (Tensor t : inputs) {
+            Tensor g = wanted.get(t);
+            if (g == null && !options.allowUnused()) {
+                throw new IllegalArgumentException("grad: the outputs do not depend on input " + t.describe()
+                        + " (pass allowUnused=true to get null)");
+            }
+            result.add(g);
+        }
+        return result;
+    }
+
+    /**
+     * Accumulates into {@code .grad()} of every leaf that requires a gradient. {@code accumulateLeaf}
+     * stores a gradient on its leaf (the op layer decides in which scope it lives).
+     */
+    public static void backward(List<Tensor> outputs, List<Tensor> gradOutputs, Options options,
+                                BinaryOperator<Tensor> add, java.util.function.BiConsumer<Tensor, Tensor> accumulateLeaf) {
+        Map<Tensor, Tensor> leaves = new IdentityHashMap<>();
+        run(outputs, gradOutputs, options, add, leaves);
+        leaves.forEach((leaf, g) -> { if (g != null) accumulateLeaf.accept(leaf, g); });
+    }
+
+    /**
+     * The pass itself. {@code captured} maps tensors whose total gradient the caller wants; when it is
+     * used for backward() it starts empty and collects every leaf.
+     */
+    private static void run(List<Tensor> outputs, List<Tensor> gradOutputs, Options options,
+                            BinaryOperator<Tensor> add, Map<Tensor, Tensor> captured) {
+        if (outputs.size() != gradOutputs.size()) {
+            throw new IllegalArgumentException("backward: " + outputs.size() + " outputs but "
+                    + gradOutputs.size() + " output gradients");
+        }
+        boolean collectLeaves = captured.isEmpty();
+        // Each node is keyed by its output tensor (every node has exactly one).
+        Map<GradNode, Tensor> outputOf = new IdentityHashMap<>();
+        Map<GradNode, Integer> pending = new IdentityHashMap<>();
+        ArrayDeque<Tensor> stack = new ArrayDeque<>();
+        for (Tensor o : outputs) {
+            if (!o.requiresGrad()) {
+                throw new IllegalArgumentException("backward: output " + o.describe()
+                        + " does not require a gradient (no input of its graph does)");
+            }
+            if (o.gradFn() != null && outputOf.put(o.gradFn(), o) == null) stack.push(o);
+        }
+        // Count, for every node, how many edges lead into its output.
+        while (!stack.isEmpty()) {
+            Tensor t = stack.pop();
+            for (Tensor in : t.gradFn().inputs()) {
+                if (in == null || !in.requiresGrad() || in.gradFn() == null) continue;
+                pending.merge(in.gradFn(), 1, Integer::sum);
+                if (outputOf.put(in.gradFn(), in) == null) stack.push(in);
+            }
+        }
+
+        Map<Tensor, Tensor> gradOf = new IdentityHashMap<>();
+        for (int i = 0; i < outputs.size(); i++) accumulate(gradOf, outputs.get(i), gradOutputs.get(i), add);
+        for (Tensor o : outputs) {
+            if (o.gradFn() == null) capture(captured, collectLeaves, o, gradOf.get(o), add);
+        }
+
+        ArrayDeque<Tensor> ready = new ArrayDeque<>();
+        for (Tensor o : outputs) {
+            if (o.gradFn() != null && !pending.containsKey(o.gradFn()) && outputOf.remove(o.gradFn()) != null) ready.add(o);
+        }
+        try (GradMode.Restore mode = GradMode.set(options.createGraph())) {
+            while (!ready.isEmpty()) {
+                Tensor t = ready.poll();
+                Node node = (Node) t.gradFn();
+                Tensor g = gradOf.remove(t);
+                if (captured.containsKey(t)) captured.put(t, g);
+                List<Tensor> ins = node.inputs();
+                // A node whose output received no gradient still releases its inputs' counts.
+                Tensor[] inGrads = g == null ? new Tensor[ins.size()] : applyNode(node, g, options);
+                if (inGrads.length != ins.size()) {
+                    throw new IllegalStateException(node.opName() + ": backward returned " + inGrads.length
+                            + " gradients for " + ins.size() + " inputs");
+                }
+                for (int i = 0; i < ins.size(); i++) {
+                    Tensor in = ins.get(i);
+                    if (in == null || !in.requiresGrad()) continue;
+                    Tensor gi = inGrads[i];
+                    if (in.gradFn() == null) {
+                        capture(captured, collectLeaves, in, gi, add);
+                        continue;
+                    }
+                    if (gi != null) accumulate(gradOf, in, gi, add);
+                    if (pending.merge(in.gradFn(), -1, Integer::sum) == 0) {
+                        pending.remove(in.gradFn());
+                        ready.add(in);
+                    }
+                }
+            }
+        }
+    }
+
+    private static Tensor[] applyNode(Node node, Tensor g, Options options) {
+        if (!(options.createGraph() && node.onceDifferentiable())) return node.apply(g, options.retainGraph());
+        // Compute the gradients without recording, then mark them as non-differentiable results.
+        Tensor[] grads;
+        try (GradMode.Restore off = GradMode.noGrad()) {
+            grads = node.apply(g, options.retainGraph());
+        }
+        for (Tensor gi : grads) {
+            if (gi == null) continue;
+            gi.setGradFn(new Node(node.opName() + "_backward", List.of(g), x -> {
+                throw new UnsupportedOperationException(node.opName()
+                        + " is only once-differentiable: its gradient cannot be differentiated again");
+            }, true));
+        }
+        return grads;
+    }
+
+    private static void accumulate(Map<Tensor, Tensor> gradOf, Tensor t, Tensor g, BinaryOperator<Tensor> add) {
+        gradOf.merge(t, g, add);
+    }
+
+    private static void capture(Map<Tensor, Tensor> captured, boolean collectLeaves, Tensor t, Tensor g,
+                                BinaryOperator<Tensor> add) {
+        if (g == null || !(collectLeaves || captured.containsKey(t))) return;
+        Tensor prev = captured.get(t);
+        captured.put(t, prev == null ? g : add.apply(prev, g));
+    }
+}

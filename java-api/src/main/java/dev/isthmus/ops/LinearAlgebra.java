@@ -1,0 +1,87 @@
+package dev.isthmus.ops;
+
+import dev.isthmus.backend.Strided;
+import dev.isthmus.tensor.Tensor;
+
+import java.util.Arrays;
+import java.util.List;
+
+import static dev.isthmus.ops.Shapes.sumTo;
+import static dev.isthmus.ops.Shapes.transpose;
+
+/** Matrix products. */
+public final class LinearAlgebra {
+    private LinearAlgebra() {}
+
+    static final Op MATMUL = Op.primitive("matmul"), LINEAR = Op.composite("linear");
+
+    static final List<Op> OPS = List.of(MATMUL, LINEAR);
+
+    /**
+     * Matrix product with PyTorch's rules: 1-d operands are treated as a row (left) or column (right)
+     * vector and that dim is dropped from the result; leading batch dims broadcast.
+     */
+    public static Tensor matmul(Tensor a, Tensor b) {
+        String op = MATMUL.name();
+        Checks.floating(op, a, b);
+        if (a.dim() == 0 || b.dim() == 0) throw Checks.error(op, "operands must have at least one dimension", a, b);
+        if (a.dim() == 1) return Shapes.squeeze(matmul(Shapes.unsqueeze(a, 0), b), -2);
+        if (b.dim() == 1) return Shapes.squeeze(matmul(a, Shapes.unsqueeze(b, 1)), -1);
+        long m = a.size(-2), k = a.size(-1), n = b.size(-1);
+        if (b.size(-2) != k) throw Checks.error(op, "inner dimensions differ (" + k + " vs " + b.size(-2) + ")", a, b);
+        long[] batch = Checks.broadcast(op, Arrays.copyOf(a.shape(), a.dim() - 2), Arrays.copyOf(b.shape(), b.dim() - 2));
+        long[] outShape = Arrays.copyOf(batch, batch.length + 2);
+        outShape[batch.length] = m;
+        outShape[batch.length + 1] = n;
+        Tensor out = Tensor.empty(a.dtype(), a.device(), outShape);
+        long batches = Strided.numel(batch);
+        a.backend().matmul(batched(op, a, batch, batches), batched(op, b, batch, batches),
+                new Strided(out.data(op).storage(), new long[] {batches, m, n}, new long[] {m * n, n, 1}, 0));
+        return MATMUL.record(out, g -> new Tensor[] {
+                a.requiresGrad() ? sumTo(matmul(g, transpose(b, -1, -2)), a.shape()) : null,
+                b.requiresGrad() ? sumTo(matmul(transpose(a, -1, -2), g), b.shape()) : null}, a, b);
+    }
+
+    /**
+     * A 3-d (batches, rows, cols) kernel view of {@code t} broadcast to the batch shape. Batch dims
+     * that cannot be merged into one stride are made dense first.
+     */
+    private static Strided batched(String op, Tensor t, long[] batch, long batches) {
+        long[] shape = Arrays.copyOf(batch, batch.length + 2);
+        shape[batch.length] = t.size(-2);
+        shape[batch.length + 1] = t.size(-1);
+        Strided s = Shapes.broadcastData(op, t, shape);
+        Long stride = mergedStride(s.shape(), s.strides(), batch.length);
+        if (stride == null) {
+            Tensor dense = Tensor.empty(t.dtype(), t.device(), shape);
+            t.backend().copy(s, dense.data(op));
+            s = dense.data(op);
+            stride = shape[batch.length] * shape[batch.length + 1];
+        }
+        long[] st = s.strides();
+        return new Strided(s.storage(), new long[] {batches, shape[batch.length], shape[batch.length + 1]},
+                new long[] {stride, st[batch.length], st[batch.length + 1]}, s.offset());
+    }
+
+    /** The single stride that walks the first {@code count} dims in row-major order, or null if none does. */
+    private static Long mergedStride(long[] shape, long[] strides, int count) {
+        Long stride = null;
+        long inner = 1; // elements spanned by the dims after d
+        for (int d = count - 1; d >= 0; d--) {
+            if (shape[d] == 1) continue;
+            if (stride == null) stride = strides[d];
+            else if (strides[d] != stride * inner) return null;
+            inner *= shape[d];
+        }
+        return stride == null ? 0L : stride;
+    }
+
+    /** x Wᵀ + b with W of shape (out, in), as torch.nn.functional.linear; bias may be null. */
+    public static Tensor linear(Tensor x, Tensor weight, Tensor bias) {
+        String op = LINEAR.name();
+        Checks.rank(op, weight, 2);
+        if (x.size(-1) != weight.size(1)) throw Checks.error(op, "input features differ from weight's in-features", x, weight);
+        Tensor y = matmul(x, transpose(weight, 0, 1));
+        return bias == null ? y : Elementwise.add(y, bias);
+    }
+}

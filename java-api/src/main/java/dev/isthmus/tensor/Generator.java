@@ -1,0 +1,96 @@
+package dev.isthmus.tensor;
+
+import dev.isthmus.backend.DType;
+import dev.isthmus.backend.Storage;
+
+/**
+ * A seeded, counter-based random generator: element i of the stream is a hash of (seed, counter + i),
+ * so a run is reproducible from its seed whichever backend consumes the numbers, and a backend may
+ * generate any slice of the stream independently. Values are produced on the host.
+ */
+public final class Generator {
+    private final long seed;
+    private long counter;
+
+    public Generator(long seed) { this.seed = seed; }
+
+    public long seed() { return seed; }
+
+    /** SplitMix64's finaliser: a bijective mix of 64 bits. */
+    private static long mix(long z) {
+        z = (z ^ (z >>> 30)) * 0xbf58476d1ce4e5b9L;
+        z = (z ^ (z >>> 27)) * 0x94d049bb133111ebL;
+        return z ^ (z >>> 31);
+    }
+
+    private long nextBits() { return mix(seed * 0x9e3779b97f4a7c15L + mix(counter++)); }
+
+    /** Uniform in [0, 1) with 53 random bits. */
+    public double nextDouble() { return (nextBits() >>> 11) * 0x1.0p-53; }
+
+    /** Uniform integer in [0, bound). */
+    public long nextLong(long bound) {
+        if (bound <= 0) throw new IllegalArgumentException("nextLong: bound must be positive, got " + bound);
+        return Math.floorMod(nextBits(), bound);
+    }
+
+    /** Standard normal by Box-Muller. */
+    public double nextGaussian() {
+        double u1 = nextDouble(), u2 = nextDouble();
+        return Math.sqrt(-2 * Math.log1p(-u1)) * Math.cos(2 * Math.PI * u2);
+    }
+
+    public Tensor uniform(double low, double high, DType dtype, long... shape) {
+        Tensor t = Tensor.empty(dtype, shape);
+        Storage s = t.data("uniform").storage();
+        for (long i = 0; i < t.numel(); i++) s.setDouble(i, low + (high - low) * nextDouble());
+        return t;
+    }
+
+    public Tensor normal(double mean, double std, DType dtype, long... shape) {
+        Tensor t = Tensor.empty(dtype, shape);
+        Storage s = t.data("normal").storage();
+        for (long i = 0; i < t.numel(); i++) s.setDouble(i, mean + std * nextGaussian());
+        return t;
+    }
+
+    public Tensor normal(DType dtype, long... shape) { return normal(0, 1, dtype, shape); }
+
+    /** 1 with probability p (element of {@code p}), else 0; same shape and dtype as p. */
+    public Tensor bernoulli(Tensor p) {
+        double[] probs = p.toDoubleArray();
+        double[] out = new double[probs.length];
+        for (int i = 0; i < probs.length; i++) {
+            if (!(probs[i] >= 0 && probs[i] <= 1)) {
+                throw new IllegalArgumentException("bernoulli: probability " + probs[i] + " outside [0, 1] in " + p.describe());
+            }
+            out[i] = nextDouble() < probs[i] ? 1 : 0;
+        }
+        return Tensor.of(out, p.dtype(), p.shape());
+    }
+
+    public Tensor bernoulli(double p, DType dtype, long... shape) {
+        return bernoulli(Tensor.full(p, dtype, shape));
+    }
+
+    /** A random permutation of 0..n-1 (int64), by Fisher-Yates. */
+    public Tensor permutation(int n) {
+        long[] perm = new long[n];
+        for (int i = 0; i < n; i++) perm[i] = i;
+        for (int i = n - 1; i > 0; i--) {
+            int j = (int) nextLong(i + 1);
+            long tmp = perm[i];
+            perm[i] = perm[j];
+            perm[j] = tmp;
+        }
+        return Tensor.of(perm, n);
+    }
+
+    /** Uniform integers in [0, bound) (int64). */
+    public Tensor randint(long bound, long... shape) {
+        Tensor t = Tensor.empty(DType.INT64, shape);
+        Storage s = t.data("randint").storage();
+        for (long i = 0; i < t.numel(); i++) s.setLong(i, nextLong(bound));
+        return t;
+    }
+}
