@@ -1,5 +1,6 @@
 package dev.isthmus.ops;
 
+import dev.isthmus.autograd.GradMode;
 import dev.isthmus.backend.DType;
 import dev.isthmus.backend.Strided;
 import dev.isthmus.tensor.Tensor;
@@ -200,6 +201,21 @@ public final class Shapes {
         x.backend().copy(x.data(op), out.data(op));
         DType original = x.dtype();
         return CAST.record(out, g -> new Tensor[] {cast(g, original)}, x);
+    }
+
+    /**
+     * Overwrites {@code dst}'s elements with {@code src} (broadcast to dst's shape, converted to its
+     * dtype). Not recorded: for optimizer updates and running statistics, outside the graph.
+     */
+    public static void assign(Tensor dst, Tensor src) {
+        String op = "assign";
+        dst.data(op);
+        if (GradMode.isEnabled() && dst.requiresGrad()) {
+            throw Checks.error(op, "cannot overwrite a tensor that requires a gradient while recording; "
+                    + "use GradMode.noGrad()", dst, src);
+        }
+        if (!dst.device().equals(src.device())) throw Checks.error(op, "tensors are on different devices", dst, src);
+        dst.backend().copy(broadcastData(op, src, dst.shape()), dst.data(op));
     }
 
     static Tensor contiguousRaw(Tensor x) {
