@@ -4,6 +4,7 @@ import dev.isthmus.backend.DType;
 import dev.isthmus.tensor.Tensor;
 
 import java.util.Arrays;
+import java.util.Objects;
 
 /** Argument checks shared by the ops: each failure names the op and what it was given. */
 final class Checks {
@@ -33,6 +34,9 @@ final class Checks {
             if (!t.device().equals(ts[0].device())) throw error(op, "tensors are on different devices", ts);
         }
     }
+
+    /** The arguments that were given: optional tensors (a bias, an affine weight) are checked only then. */
+    static Tensor[] given(Tensor... ts) { return Arrays.stream(ts).filter(Objects::nonNull).toArray(Tensor[]::new); }
 
     static void floating(String op, Tensor... ts) {
         compatible(op, ts);

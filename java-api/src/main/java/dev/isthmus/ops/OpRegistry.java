@@ -23,6 +23,9 @@ public final class OpRegistry {
         all.addAll(Reductions.OPS);
         all.addAll(LinearAlgebra.OPS);
         all.addAll(Indexing.OPS);
+        all.addAll(Convolution.OPS);
+        all.addAll(Pooling.OPS);
+        all.addAll(Normalization.OPS);
         ALL = List.copyOf(all);
     }
 

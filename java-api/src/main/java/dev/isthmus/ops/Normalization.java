@@ -1,0 +1,145 @@
+package dev.isthmus.ops;
+
+import dev.isthmus.autograd.GradMode;
+import dev.isthmus.tensor.Tensor;
+
+import java.util.Arrays;
+import java.util.List;
+
+import static dev.isthmus.ops.Elementwise.add;
+import static dev.isthmus.ops.Elementwise.mul;
+import static dev.isthmus.ops.Elementwise.rsqrt;
+import static dev.isthmus.ops.Elementwise.sub;
+import static dev.isthmus.ops.Reductions.mean;
+import static dev.isthmus.ops.Reductions.var;
+import static dev.isthmus.ops.Shapes.reshape;
+
+/**
+ * Batch, layer and group normalisation, as composites of mean, var and rsqrt: each standardises x
+ * over some dims with the biased variance, (x - mean) / sqrt(var + eps), then applies an optional
+ * elementwise affine map (weight, bias). They differ only in the dims they normalise over.
+ */
+public final class Normalization {
+    private Normalization() {}
+
+    static final Op BATCH_NORM = Op.composite("batch_norm"), LAYER_NORM = Op.composite("layer_norm"),
+            GROUP_NORM = Op.composite("group_norm");
+
+    static final List<Op> OPS = List.of(BATCH_NORM, LAYER_NORM, GROUP_NORM);
+
+    /**
+     * Batch normalisation of x (N, C, ...) per channel, as torch.nn.functional.batch_norm. In training
+     * it uses the batch's statistics over every dim but C and, when running statistics are given,
+     * updates them in place (outside the graph): running = (1 - momentum) * running + momentum * batch,
+     * with the unbiased batch variance. In evaluation it uses the running statistics, which are then
+     * required. weight and bias (C) are optional; so are the running statistics in training.
+     */
+    public static Tensor batchNorm(Tensor x, Tensor runningMean, Tensor runningVar, Tensor weight, Tensor bias,
+                                   boolean training, double momentum, double eps) {
+        String op = BATCH_NORM.name();
+        Checks.floating(op, Checks.given(x, runningMean, runningVar, weight, bias));
+        if (x.dim() < 2) throw Checks.error(op, "expects an (N, C, ...) input of rank at least 2", x);
+        checkPerChannel(op, x, runningMean, runningVar, weight, bias);
+        checkEps(op, eps, x);
+        if ((runningMean == null) != (runningVar == null)) {
+            throw Checks.error(op, "needs both running mean and running variance, or neither", x, runningMean, runningVar);
+        }
+        if (!training && runningMean == null) {
+            throw Checks.error(op, "evaluation needs the running mean and variance", x);
+        }
+        if (!(momentum >= 0 && momentum <= 1)) throw Checks.error(op, "momentum " + momentum + " is not in [0, 1]", x);
+        long[] channel = channelShape(x);
+        if (!training) {
+            Tensor y = mul(sub(x, reshape(runningMean, channel)), rsqrt(add(reshape(runningVar, channel), eps)));
+            return affine(y, weight, bias, channel);
+        }
+        int[] dims = allButChannels(x);
+        if (x.numel() / x.size(1) < 2) throw Checks.error(op, "training needs more than one value per channel", x);
+        if (runningMean != null) {
+            try (var off = GradMode.noGrad()) {
+                Shapes.assign(runningMean, add(mul(runningMean, 1 - momentum), mul(mean(x, dims, false), momentum)));
+                Shapes.assign(runningVar, add(mul(runningVar, 1 - momentum), mul(var(x, dims, false, 1), momentum)));
+            }
+        }
+        return affine(standardize(x, dims, eps), weight, bias, channel);
+    }
+
+    /**
+     * Normalises over the trailing dims given by {@code normalizedShape}, as
+     * torch.nn.functional.layer_norm; weight and bias, when given, have that shape.
+     */
+    public static Tensor layerNorm(Tensor x, long[] normalizedShape, Tensor weight, Tensor bias, double eps) {
+        String op = LAYER_NORM.name();
+        Checks.floating(op, Checks.given(x, weight, bias));
+        int k = normalizedShape.length, lead = x.dim() - k;
+        if (k == 0 || lead < 0 || !Arrays.equals(Arrays.copyOfRange(x.shape(), lead, x.dim()), normalizedShape)) {
+            throw Checks.error(op, "normalized shape " + Arrays.toString(normalizedShape)
+                    + " must be non-empty and match the input's trailing dims", x);
+        }
+        for (Tensor t : Checks.given(weight, bias)) {
+            if (!Arrays.equals(t.shape(), normalizedShape)) {
+                throw Checks.error(op, "weight and bias must have the normalized shape " + Arrays.toString(normalizedShape), x, t);
+            }
+        }
+        checkEps(op, eps, x);
+        int[] dims = new int[k];
+        for (int i = 0; i < k; i++) dims[i] = lead + i;
+        return affine(standardize(x, dims, eps), weight, bias, normalizedShape);
+    }
+
+    /**
+     * Splits the C channels of x (N, C, ...) into {@code groups} groups and normalises each group of
+     * each sample over its channels and spatial dims, as torch.nn.functional.group_norm; weight and
+     * bias (C) are optional. One group is layer norm over (C, ...); C groups is instance norm.
+     */
+    public static Tensor groupNorm(Tensor x, int groups, Tensor weight, Tensor bias, double eps) {
+        String op = GROUP_NORM.name();
+        Checks.floating(op, Checks.given(x, weight, bias));
+        if (x.dim() < 2) throw Checks.error(op, "expects an (N, C, ...) input of rank at least 2", x);
+        if (groups < 1 || x.size(1) % groups != 0) {
+            throw Checks.error(op, "groups " + groups + " must divide the " + x.size(1) + " channels", x);
+        }
+        checkPerChannel(op, x, weight, bias);
+        checkEps(op, eps, x);
+        long n = x.size(0), perGroup = x.numel() / Math.max(n * groups, 1);
+        Tensor y = reshape(standardize(reshape(x, n, groups, perGroup), new int[] {2}, eps), x.shape());
+        return affine(y, weight, bias, channelShape(x));
+    }
+
+    /** x standardised by its own mean and biased variance over {@code dims}. */
+    private static Tensor standardize(Tensor x, int[] dims, double eps) {
+        return mul(sub(x, mean(x, dims, true)), rsqrt(add(var(x, dims, true, 0), eps)));
+    }
+
+    /** y * weight + bias, each optional and reshaped to {@code shape} to broadcast against y. */
+    private static Tensor affine(Tensor y, Tensor weight, Tensor bias, long[] shape) {
+        Tensor out = weight == null ? y : mul(y, reshape(weight, shape));
+        return bias == null ? out : add(out, reshape(bias, shape));
+    }
+
+    /** (1, C, 1, ...): a per-channel vector shaped to broadcast against x (N, C, ...). */
+    private static long[] channelShape(Tensor x) {
+        long[] shape = new long[x.dim()];
+        Arrays.fill(shape, 1);
+        shape[1] = x.size(1);
+        return shape;
+    }
+
+    private static int[] allButChannels(Tensor x) {
+        int[] dims = new int[x.dim() - 1];
+        for (int i = 0, j = 0; i < x.dim(); i++) if (i != 1) dims[j++] = i;
+        return dims;
+    }
+
+    private static void checkPerChannel(String op, Tensor x, Tensor... perChannel) {
+        for (Tensor t : Checks.given(perChannel)) {
+            if (t.dim() != 1 || t.size(0) != x.size(1)) {
+                throw Checks.error(op, "per-channel tensors must have shape (" + x.size(1) + ")", x, t);
+            }
+        }
+    }
+
+    private static void checkEps(String op, double eps, Tensor x) {
+        if (!(eps >= 0)) throw Checks.error(op, "eps " + eps + " must be non-negative", x);
+    }
+}
