@@ -23,6 +23,9 @@ public final class OpRegistry {
         all.addAll(Reductions.OPS);
         all.addAll(LinearAlgebra.OPS);
         all.addAll(Indexing.OPS);
+        all.addAll(Attention.OPS);
+        all.addAll(Losses.OPS);
+        all.addAll(Sparse.OPS);
         ALL = List.copyOf(all);
     }
 

@@ -23,6 +23,7 @@ class GradCheckTest {
     static List<GradCase> cases() {
         List<GradCase> all = new ArrayList<>();
         all.addAll(CoreCases.all());
+        all.addAll(LossCases.all());
         return all;
     }
 
