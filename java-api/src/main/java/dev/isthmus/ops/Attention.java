@@ -1,6 +1,5 @@
 package dev.isthmus.ops;
 
-import dev.isthmus.autograd.GradMode;
 import dev.isthmus.backend.Kernels;
 import dev.isthmus.tensor.Tensor;
 
@@ -57,12 +56,10 @@ public final class Attention {
      * that -inf - -inf would give.
      */
     private static Tensor softmaxOfUnmaskedRows(Tensor scores) {
-        Tensor masked;
-        try (var off = GradMode.noGrad()) {
-            Tensor rowMax = Reductions.reduceRaw(SCALED_DOT_PRODUCT_ATTENTION.name(), Kernels.Reduce.MAX, scores,
-                    new int[] {scores.dim() - 1});
-            masked = compare(Kernels.Binary.EQ, rowMax, Tensor.scalar(Double.NEGATIVE_INFINITY, scores.dtype()));
-        }
+        // Neither the raw reduction nor the comparison is recorded: the mask is a constant.
+        Tensor rowMax = Reductions.reduceRaw(SCALED_DOT_PRODUCT_ATTENTION.name(), Kernels.Reduce.MAX, scores,
+                new int[] {scores.dim() - 1});
+        Tensor masked = compare(Kernels.Binary.EQ, rowMax, Tensor.scalar(Double.NEGATIVE_INFINITY, scores.dtype()));
         Tensor weights = Activations.softmax(where(masked, Tensor.scalar(0, scores.dtype()), scores), -1);
         return where(masked, Tensor.scalar(0, scores.dtype()), weights);
     }
@@ -89,7 +86,7 @@ public final class Attention {
             long[] scores = Arrays.copyOf(batch, batch.length + 2);
             scores[batch.length] = q.size(-2);
             scores[batch.length + 1] = k.size(-2);
-            if (!Arrays.equals(broadcastOrNull(bias.shape(), scores), scores)) {
+            if (!Checks.expandsTo(bias.shape(), scores)) {
                 throw Checks.error(op, "bias must broadcast to the scores' shape (..., Lq, Lk) = "
                         + Arrays.toString(scores), all);
             }

@@ -254,15 +254,15 @@ public final class Losses {
         String op = BINARY_CROSS_ENTROPY_WITH_LOGITS.name();
         checkReduction(op, reduction, false, logits, target);
         checkSameShape(op, "logits", logits, "target", target);
-        Tensor positive = softplus(neg(logits)); // -log sigmoid(x)
         if (posWeight != null) {
             Checks.compatible(op, logits, posWeight);
-            if (!Arrays.equals(Checks.broadcast(op, posWeight.shape(), logits.shape()), logits.shape())) {
+            if (!Checks.expandsTo(posWeight.shape(), logits.shape())) {
                 throw Checks.error(op, "posWeight must broadcast to the logits' shape", logits, target, posWeight);
             }
             requireFinite(op, "posWeight", posWeight);
-            positive = mul(add(mul(sub(posWeight, 1), target), 1), positive);
         }
+        Tensor positive = softplus(neg(logits)); // -log sigmoid(x)
+        if (posWeight != null) positive = mul(add(mul(sub(posWeight, 1), target), 1), positive);
         Tensor loss = add(mul(sub(1, target), logits), positive);
         return reduce(loss, reduction, loss.numel());
     }
@@ -316,8 +316,8 @@ public final class Losses {
 
     private static void requireFinite(String op, String what, Tensor t) {
         for (double v : t.toDoubleArray()) {
-            if (Double.isNaN(v)) throw Checks.error(op, what + " contain NaN", t);
-            if (Double.isInfinite(v)) throw Checks.error(op, what + " contain an infinite value (" + v + ")", t);
+            if (Double.isNaN(v)) throw Checks.error(op, "NaN in " + what, t);
+            if (Double.isInfinite(v)) throw Checks.error(op, "infinite value (" + v + ") in " + what, t);
         }
     }
 }
