@@ -54,6 +54,16 @@ final class Checks {
         if (t.dim() != rank) throw error(op, "expects a tensor of rank " + rank, t);
     }
 
+    /** True when {@code shape} broadcasts to {@code target} unchanged: no more dims, each 1 or equal. */
+    static boolean expandsTo(long[] shape, long[] target) {
+        if (shape.length > target.length) return false;
+        for (int i = 1; i <= shape.length; i++) {
+            long s = shape[shape.length - i];
+            if (s != 1 && s != target[target.length - i]) return false;
+        }
+        return true;
+    }
+
     /** The broadcast of two shapes, aligned at the trailing dimension (NumPy rules). */
     static long[] broadcast(String op, long[] a, long[] b) {
         int rank = Math.max(a.length, b.length);

@@ -26,6 +26,9 @@ public final class OpRegistry {
         all.addAll(Convolution.OPS);
         all.addAll(Pooling.OPS);
         all.addAll(Normalization.OPS);
+        all.addAll(Attention.OPS);
+        all.addAll(Losses.OPS);
+        all.addAll(Sparse.OPS);
         ALL = List.copyOf(all);
     }
 

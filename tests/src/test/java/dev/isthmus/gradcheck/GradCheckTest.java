@@ -24,6 +24,7 @@ class GradCheckTest {
         List<GradCase> all = new ArrayList<>();
         all.addAll(CoreCases.all());
         all.addAll(ConvCases.all());
+        all.addAll(LossCases.all());
         return all;
     }
 
