@@ -1,0 +1,68 @@
+package dev.isthmus.cli;
+
+import java.io.PrintStream;
+import java.util.Arrays;
+import java.util.Locale;
+
+/**
+ * The {@code isthmus} command line. The {@code ./isthmus} launcher at the repository root finds a
+ * JDK, builds the project when needed and runs this class; {@code test} and {@code bench} are handled
+ * by the launcher itself (they drive Maven), the rest here.
+ */
+public final class Main {
+    private Main() {}
+
+    /** Exit status for a command line that names no known command or has bad arguments. */
+    static final int USAGE = 2;
+
+    public static void main(String[] args) {
+        int status = run(args, System.out, System.err);
+        System.out.flush();
+        if (status != 0) System.exit(status);
+    }
+
+    /** Runs one command and returns its exit status; nothing here calls {@code System.exit}. */
+    public static int run(String[] args, PrintStream out, PrintStream err) {
+        if (args.length == 0) {
+            usage(err);
+            return USAGE;
+        }
+        String command = args[0].toLowerCase(Locale.ROOT);
+        String[] rest = Arrays.copyOfRange(args, 1, args.length);
+        return switch (command) {
+            case "help", "--help", "-h" -> {
+                usage(out);
+                yield 0;
+            }
+            case "info" -> InfoCommand.run(rest, out, err);
+            case "reproduce" -> ReproduceCommand.run(rest, out, err);
+            case "version", "--version" -> {
+                out.println("isthmus " + InfoCommand.version());
+                yield 0;
+            }
+            default -> {
+                err.println("isthmus: unknown command '" + args[0] + "'");
+                usage(err);
+                yield USAGE;
+            }
+        };
+    }
+
+    static void usage(PrintStream out) {
+        out.println("""
+                Isthmus: a native-accelerated tensor core for the JVM.
+
+                Usage: ./isthmus <command> [arguments]
+
+                Commands:
+                  reproduce [name]  run the paper reproductions (none are registered yet)
+                  test [maven args] build and run the whole test suite with Maven
+                                    (e.g. ./isthmus test -Dtest=GradCheckTest)
+                  bench             benchmarks (they arrive with the native backend)
+                  info              JDK, backends, native libraries, data sets and the op registry
+                  help              this list
+
+                The launcher finds a JDK 25 or newer, builds on first use and whenever the sources
+                change, then runs the command.""");
+    }
+}

@@ -1,0 +1,142 @@
+package dev.isthmus.examples;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import javax.tools.Diagnostic;
+import javax.tools.DiagnosticCollector;
+import javax.tools.JavaCompiler;
+import javax.tools.JavaFileObject;
+import javax.tools.StandardJavaFileManager;
+import javax.tools.ToolProvider;
+import java.io.ByteArrayOutputStream;
+import java.io.File;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.lang.reflect.Method;
+import java.net.URL;
+import java.net.URLClassLoader;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Locale;
+import java.util.Set;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.fail;
+
+/**
+ * Keeps the README's example honest: extracts its one {@code java} code block, compiles it against
+ * the test classpath, runs its main method and checks that the loss it prints went down.
+ */
+class ReadmeExampleTest {
+    private static final Pattern JAVA_BLOCK = Pattern.compile("(?ms)^```java[ \\t]*\\R(.*?)^```[ \\t]*$");
+    private static final Pattern LOSS = Pattern.compile("loss\\s+([-+0-9.eE]+|NaN|Infinity)");
+
+    /** The repository's README: found by walking up from the working directory to the launcher's folder. */
+    static Path readme() {
+        for (Path dir = Path.of("").toAbsolutePath(); dir != null; dir = dir.getParent()) {
+            Path candidate = dir.resolve("README.md");
+            if (Files.isRegularFile(candidate) && Files.isRegularFile(dir.resolve("isthmus"))
+                    && Files.isDirectory(dir.resolve("java-api"))) {
+                return candidate;
+            }
+        }
+        fail("README.md not found in " + Path.of("").toAbsolutePath() + " or any folder above it");
+        return null;
+    }
+
+    static String javaBlock(String markdown) {
+        Matcher m = JAVA_BLOCK.matcher(markdown);
+        List<String> blocks = new ArrayList<>();
+        while (m.find()) blocks.add(m.group(1));
+        assertEquals(1, blocks.size(), "README.md must contain exactly one ```java block");
+        return blocks.get(0);
+    }
+
+    /** The classpath the tests run with, whether Surefire passes it directly or through a manifest jar. */
+    static String classpath() {
+        Set<String> entries = new LinkedHashSet<>();
+        for (String property : new String[] {"surefire.test.class.path", "java.class.path"}) {
+            String cp = System.getProperty(property);
+            if (cp == null) continue;
+            for (String e : cp.split(File.pathSeparator)) if (!e.isBlank()) entries.add(e);
+        }
+        for (Class<?> c : new Class<?>[] {dev.isthmus.tensor.Tensor.class, ReadmeExampleTest.class}) {
+            try {
+                entries.add(Path.of(c.getProtectionDomain().getCodeSource().getLocation().toURI()).toString());
+            } catch (Exception e) {
+                // the properties above are enough
+            }
+        }
+        return String.join(File.pathSeparator, entries);
+    }
+
+    @Test
+    void theReadmeExampleCompilesRunsAndLearns(@TempDir Path tmp) throws Exception {
+        String source = javaBlock(Files.readString(readme(), StandardCharsets.UTF_8));
+        Matcher name = Pattern.compile("public\\s+class\\s+(\\w+)").matcher(source);
+        assertTrue(name.find(), "the README example declares no public class");
+        assertEquals("ReadmeExample", name.group(1));
+
+        Path src = tmp.resolve("src"), classes = tmp.resolve("classes");
+        Files.createDirectories(src);
+        Files.createDirectories(classes);
+        Path file = src.resolve("ReadmeExample.java");
+        Files.writeString(file, source, StandardCharsets.UTF_8);
+        compile(file, classes);
+
+        String printed = runMain(classes, "ReadmeExample");
+        List<Double> losses = new ArrayList<>();
+        Matcher m = LOSS.matcher(printed);
+        while (m.find()) losses.add(Double.parseDouble(m.group(1)));
+        assertTrue(losses.size() >= 2, "the example printed fewer than two losses:\n" + printed);
+        double first = losses.get(0), last = losses.get(losses.size() - 1);
+        assertTrue(Double.isFinite(last) && last < first,
+                "the loss did not decrease (" + first + " -> " + last + "):\n" + printed);
+    }
+
+    private static void compile(Path file, Path classes) throws IOException {
+        JavaCompiler javac = ToolProvider.getSystemJavaCompiler();
+        assertNotNull(javac, "no system Java compiler: the tests must run on a JDK");
+        DiagnosticCollector<JavaFileObject> diagnostics = new DiagnosticCollector<>();
+        try (StandardJavaFileManager files = javac.getStandardFileManager(diagnostics, Locale.ROOT, StandardCharsets.UTF_8)) {
+            List<String> options = List.of("-classpath", classpath(), "-d", classes.toString(), "-proc:none");
+            boolean ok = javac.getTask(null, files, diagnostics, options, null, files.getJavaFileObjects(file)).call();
+            if (!ok) {
+                StringBuilder sb = new StringBuilder("the README example does not compile:\n");
+                for (Diagnostic<? extends JavaFileObject> d : diagnostics.getDiagnostics()) {
+                    sb.append("  line ").append(d.getLineNumber()).append(": ").append(d.getMessage(Locale.ROOT)).append('\n');
+                }
+                fail(sb.toString());
+            }
+        }
+    }
+
+    /** Runs {@code main} of the compiled class with System.out captured; returns what it printed. */
+    private static String runMain(Path classes, String className) throws Exception {
+        ByteArrayOutputStream captured = new ByteArrayOutputStream();
+        PrintStream original = System.out;
+        try (URLClassLoader loader = new URLClassLoader(new URL[] {classes.toUri().toURL()},
+                ReadmeExampleTest.class.getClassLoader());
+             PrintStream capture = new PrintStream(captured, true, StandardCharsets.UTF_8)) {
+            Method main = loader.loadClass(className).getMethod("main", String[].class);
+            System.setOut(capture);
+            try {
+                main.invoke(null, (Object) new String[0]);
+            } finally {
+                System.setOut(original);
+            }
+        }
+        String printed = captured.toString(StandardCharsets.UTF_8);
+        original.print(printed);
+        return printed;
+    }
+}
