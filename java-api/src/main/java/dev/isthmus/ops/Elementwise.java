@@ -90,12 +90,21 @@ public final class Elementwise {
 
     public static Tensor div(double a, Tensor b) { return div(scalarLike(a, b), b); }
 
-    /** a to the power b. The gradient for b uses log(a), so b's gradient needs a > 0. */
+    /**
+     * a to the power b. The gradient for b uses log(a), so b's gradient needs a > 0, except that,
+     * as in PyTorch, the gradient for a is 0 where b == 0 and the gradient for b is 0 where a == 0
+     * and b >= 0 (instead of the nan of 0 * 0^-1 and 0 * log 0).
+     */
     public static Tensor pow(Tensor a, Tensor b) {
         Tensor out = binaryRaw(POW.name(), Binary.POW, a, b);
-        return POW.record(out, g -> new Tensor[] {
-                a.requiresGrad() ? sumTo(mul(g, mul(b, pow(a, sub(b, 1)))), a.shape()) : null,
-                b.requiresGrad() ? sumTo(mul(g, mul(out, log(a))), b.shape()) : null}, a, b);
+        return POW.record(out, g -> {
+            Tensor zero = scalarLike(0, g);
+            return new Tensor[] {
+                    a.requiresGrad() ? sumTo(where(compare(Binary.EQ, b, zero), zero,
+                            mul(g, mul(b, pow(a, sub(b, 1))))), a.shape()) : null,
+                    b.requiresGrad() ? sumTo(where(mul(compare(Binary.EQ, a, zero), compare(Binary.GE, b, zero)), zero,
+                            mul(g, mul(out, log(a)))), b.shape()) : null};
+        }, a, b);
     }
 
     public static Tensor pow(Tensor a, double exponent) { return pow(a, scalarLike(exponent, a)); }

@@ -109,8 +109,22 @@ public final class Reductions {
 
     public static ValuesIndices min(Tensor x, int dim, boolean keepdim) { return extremum(MIN, false, x, dim, keepdim); }
 
-    /** Largest element, as a 0-dimensional tensor. */
-    public static Tensor max(Tensor x) { return max(Shapes.reshape(x, -1), 0, false).values(); }
+    /**
+     * Largest element, as a 0-dimensional tensor. As in PyTorch, the gradient is shared equally by
+     * all the elements equal to the maximum (all the nans when it is nan), unlike
+     * {@link #max(Tensor, int, boolean)}, which gives it to the one index it returns.
+     */
+    public static Tensor max(Tensor x) {
+        String op = MAX.name();
+        Checks.compatible(op, x);
+        if (x.numel() == 0) throw Checks.error(op, "cannot take the max of an empty tensor", x);
+        Tensor m = Shapes.reshape(reduceRaw(op, Kernels.Reduce.MAX, x, allDims(x)), new long[0]);
+        return MAX.record(m, g -> {
+            Tensor ties = Elementwise.compare(Kernels.Binary.EQ, x, m);
+            if (Double.isNaN(m.item())) ties = Elementwise.compare(Kernels.Binary.NE, x, x);
+            return new Tensor[] {mul(ties, div(g, sum(ties)))};
+        }, x);
+    }
 
     private static ValuesIndices extremum(Op op, boolean isMax, Tensor x, int dim, boolean keepdim) {
         Checks.compatible(op.name(), x);

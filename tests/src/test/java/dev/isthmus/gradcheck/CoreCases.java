@@ -80,6 +80,7 @@ final class CoreCases {
                 of("mean", "dim 1 keepdim", xs -> Reductions.mean(xs.get(0), 1, true), in(2, 3, 4)),
                 of("var", "unbiased dim -1", xs -> Reductions.var(xs.get(0), -1, false), in(3, 5)),
                 of("max", "dim 1", xs -> Reductions.max(xs.get(0), 1, false).values(), in(3, 5)),
+                of("max", "all elements", xs -> Reductions.max(xs.get(0)), in(3, 5)),
                 of("min", "dim 0 keepdim", xs -> Reductions.min(xs.get(0), 0, true).values(), in(4, 3)),
                 of("logsumexp", "dim -1", xs -> Reductions.logsumexp(xs.get(0), -1, false), in(3, 5)),
                 of("matmul", "(3,4)@(4,2)", xs -> LinearAlgebra.matmul(xs.get(0), xs.get(1)), in(3, 4), in(4, 2)),
