@@ -232,6 +232,7 @@ public final class Shapes {
 
     /** x itself when already dense in row-major order, else a dense copy. */
     public static Tensor contiguous(Tensor x) {
+        x.data(CONTIGUOUS.name());
         if (x.isContiguous()) return x;
         return CONTIGUOUS.record(contiguousRaw(x), g -> new Tensor[] {g}, x);
     }

@@ -117,8 +117,9 @@ public final class Tensor {
 
     /** A dense copy of this tensor in {@code target} (detached; a leaf keeps requiresGrad). */
     public Tensor moveTo(Scope target) {
+        Strided src = data("moveTo"); // before allocating, so a released source leaves the target untouched
         Tensor copy = emptyIn(target, dtype(), device(), shape());
-        backend().copy(data("moveTo"), copy.data);
+        backend().copy(src, copy.data);
         copy.requiresGrad = requiresGrad && gradFn == null;
         return copy;
     }
@@ -205,6 +206,7 @@ public final class Tensor {
     // ---- reading values -------------------------------------------------------------------------
 
     public double item() {
+        data("item");
         if (numel() != 1) throw new IllegalStateException("item: tensor " + describe() + " has " + numel() + " elements, not 1");
         return toDoubleArray()[0];
     }
