@@ -182,7 +182,8 @@ public final class Tensor {
                     + gradFn.opName());
         }
         if (flag && !dtype().isFloating()) {
-            throw new IllegalArgumentException("requiresGrad: " + dtype() + " tensors cannot require gradients");
+            throw new IllegalArgumentException("requiresGrad: " + describe()
+                    + " cannot require a gradient: only float32 and float64 tensors can");
         }
         this.requiresGrad = flag;
         return this;
