@@ -140,12 +140,17 @@ public final class Engine {
         try (GradMode.Restore off = GradMode.noGrad()) {
             grads = node.apply(g, options.retainGraph());
         }
-        for (Tensor gi : grads) {
+        for (int i = 0; i < grads.length; i++) {
+            Tensor gi = grads[i];
             if (gi == null) continue;
-            gi.setGradFn(new Node(node.opName() + "_backward", List.of(g), x -> {
+            // Mark a fresh view, never gi itself: the rule may return g, an input, or another tensor
+            // that belongs to the caller or to the graph, whose own gradFn must stay as it is.
+            Tensor marked = gi.withLayout(gi.shape(), gi.strides(), gi.offset());
+            marked.setGradFn(new Node(node.opName() + "_backward", List.of(g), x -> {
                 throw new UnsupportedOperationException(node.opName()
                         + " is only once-differentiable: its gradient cannot be differentiated again");
             }, true));
+            grads[i] = marked;
         }
         return grads;
     }

@@ -20,7 +20,9 @@ public final class Gradients {
 
     /**
      * Backward with an explicit output gradient ({@code null} for a scalar output: 1). Gradients are
-     * summed into each leaf's {@code grad()}, which lives in the leaf's own scope.
+     * summed into each leaf's {@code grad()}, a dense buffer in the leaf's own scope: the first backward
+     * allocates it, later ones add into it in place (as PyTorch does), so a training loop with its
+     * parameters in an outer scope does not grow that scope.
      */
     public static void backward(Tensor output, Tensor gradOutput, boolean retainGraph) {
         Tensor seed = seed("backward", output, gradOutput);
@@ -63,14 +65,36 @@ public final class Gradients {
 
     private static void accumulateIntoLeaf(Tensor leaf, Tensor g) {
         try (var off = GradMode.noGrad()) {
-            Tensor total = leaf.grad() == null ? g : Elementwise.add(leaf.grad(), g);
-            leaf.setGrad(total.scope() == leaf.scope() ? total : total.moveTo(leaf.scope()));
+            Tensor prev = leaf.grad();
+            if (prev != null && reusable(leaf, prev)) {
+                Shapes.assign(prev, Elementwise.add(prev, g)); // the sum is a temporary of the current scope
+                return;
+            }
+            Tensor total = prev == null ? g : Elementwise.add(prev, g);
+            // g itself may be the caller's gradOutput or shared with another leaf: store a copy we own.
+            boolean owned = prev != null && total.scope() == leaf.scope();
+            leaf.setGrad(owned ? total : total.moveTo(leaf.scope()));
         }
     }
 
-    /** Drops the accumulated gradients of {@code tensors}. */
+    /** Whether {@code grad} is a live dense buffer in the leaf's scope that can be updated in place. */
+    private static boolean reusable(Tensor leaf, Tensor grad) {
+        return !grad.isReleased() && grad.scope() == leaf.scope() && grad.isContiguous()
+                && grad.dtype() == leaf.dtype() && java.util.Arrays.equals(grad.shape(), leaf.shape());
+    }
+
+    /**
+     * Zeroes the accumulated gradients of {@code tensors} in place, keeping their buffers for the next
+     * backward (so they are allocated once, not once per step); a gradient that cannot be reused that
+     * way (released, or set by the caller with another layout) is dropped instead.
+     */
     public static void zeroGrad(Iterable<Tensor> tensors) {
-        for (Tensor t : tensors) t.setGrad(null);
+        for (Tensor t : tensors) {
+            Tensor g = t.grad();
+            if (g == null) continue;
+            if (reusable(t, g)) g.backend().fill(g.data("zeroGrad"), 0);
+            else t.setGrad(null);
+        }
     }
 
     /** The same values, cut from the graph. */

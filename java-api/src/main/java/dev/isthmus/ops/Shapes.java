@@ -10,9 +10,9 @@ import java.util.Arrays;
 import java.util.List;
 
 /**
- * Ops that change how elements are laid out. Views (reshape of a contiguous tensor, permute,
- * transpose, narrow, expand, squeeze, unsqueeze) share storage and copy nothing; cat, stack and pad
- * allocate.
+ * Ops that change how elements are laid out. Views (permute, transpose, narrow, expand, squeeze,
+ * unsqueeze, and reshape/flatten whenever the strides allow) share storage and copy nothing; cat, stack
+ * and pad allocate.
  */
 public final class Shapes {
     private Shapes() {}
@@ -69,15 +69,59 @@ public final class Shapes {
         return out;
     }
 
-    /** Same elements in a new shape (one entry may be -1); a view when x is contiguous, else a copy. */
+    /**
+     * Same elements in a new shape (one entry may be -1). A view whenever x's strides allow it (always
+     * for a contiguous x; also e.g. adding or removing size-1 dims of a transpose), else a copy.
+     */
     public static Tensor reshape(Tensor x, long... shape) {
         String op = RESHAPE.name();
         x.data(op);
         long[] target = inferShape(op, x, shape);
         long[] original = x.shape();
-        Tensor dense = x.isContiguous() ? x : contiguousRaw(x);
-        Tensor out = dense.withLayout(target, Strided.contiguousStrides(target), dense.offset());
+        long[] viewStrides = viewStrides(original, x.strides(), target);
+        Tensor out;
+        if (viewStrides != null) {
+            out = x.withLayout(target, viewStrides, x.offset());
+        } else {
+            Tensor dense = contiguousRaw(x);
+            out = dense.withLayout(target, Strided.contiguousStrides(target), dense.offset());
+        }
         return RESHAPE.record(out, g -> new Tensor[] {reshape(g, original)}, x);
+    }
+
+    /**
+     * Strides that show a tensor of {@code shape} and {@code strides} in {@code target} (same element
+     * count) without moving data, or null if there are none. Walks runs of dims that are contiguous
+     * with each other ("chunks") from the innermost out; each chunk must be split or merged into target
+     * dims exactly, as PyTorch's view does.
+     */
+    static long[] viewStrides(long[] shape, long[] strides, long[] target) {
+        long[] out = new long[target.length];
+        if (shape.length == 0) {
+            Arrays.fill(out, 1);
+            return out;
+        }
+        if (Strided.numel(shape) == 0) return Strided.contiguousStrides(target);
+        int t = target.length - 1;
+        long chunkStride = strides[shape.length - 1];
+        long chunkNumel = 1, viewNumel = 1;
+        for (int d = shape.length - 1; d >= 0; d--) {
+            chunkNumel *= shape[d];
+            boolean chunkEnds = d == 0 || (shape[d - 1] != 1 && strides[d - 1] != chunkNumel * chunkStride);
+            if (!chunkEnds) continue;
+            while (t >= 0 && (viewNumel < chunkNumel || target[t] == 1)) {
+                out[t] = viewNumel * chunkStride;
+                viewNumel *= target[t];
+                t--;
+            }
+            if (viewNumel != chunkNumel) return null;
+            if (d > 0) {
+                chunkStride = strides[d - 1];
+                chunkNumel = 1;
+                viewNumel = 1;
+            }
+        }
+        return t == -1 ? out : null;
     }
 
     public static Tensor view(Tensor x, long... shape) { return reshape(x, shape); }
@@ -188,6 +232,7 @@ public final class Shapes {
 
     /** x itself when already dense in row-major order, else a dense copy. */
     public static Tensor contiguous(Tensor x) {
+        x.data(CONTIGUOUS.name());
         if (x.isContiguous()) return x;
         return CONTIGUOUS.record(contiguousRaw(x), g -> new Tensor[] {g}, x);
     }

@@ -40,11 +40,29 @@ public final class Generator {
         return Math.sqrt(-2 * Math.log1p(-u1)) * Math.cos(2 * Math.PI * u2);
     }
 
+    /** Uniform in [low, high): a value that rounds up to {@code high} in the dtype is stored as the one below. */
     public Tensor uniform(double low, double high, DType dtype, long... shape) {
         Tensor t = Tensor.empty(dtype, shape);
         Storage s = t.data("uniform").storage();
-        for (long i = 0; i < t.numel(); i++) s.setDouble(i, low + (high - low) * nextDouble());
+        double below = Math.max(low, largestBelow(high, dtype));
+        for (long i = 0; i < t.numel(); i++) {
+            s.setDouble(i, low + (high - low) * nextDouble());
+            if (high > low && s.getDouble(i) >= high) s.setDouble(i, below);
+        }
         return t;
+    }
+
+    /** The largest value of {@code dtype} below {@code x} (for int64, rounding toward zero already keeps it below). */
+    private static double largestBelow(double x, DType dtype) {
+        return switch (dtype) {
+            case FLOAT64 -> Math.nextDown(x);
+            case FLOAT32 -> {
+                float f = (float) x;
+                while (f >= x) f = Math.nextDown(f);
+                yield f;
+            }
+            case INT64 -> Math.ceil(x) - 1;
+        };
     }
 
     public Tensor normal(double mean, double std, DType dtype, long... shape) {

@@ -117,8 +117,9 @@ public final class Tensor {
 
     /** A dense copy of this tensor in {@code target} (detached; a leaf keeps requiresGrad). */
     public Tensor moveTo(Scope target) {
+        Strided src = data("moveTo"); // before allocating, so a released source leaves the target untouched
         Tensor copy = emptyIn(target, dtype(), device(), shape());
-        backend().copy(data("moveTo"), copy.data);
+        backend().copy(src, copy.data);
         copy.requiresGrad = requiresGrad && gradFn == null;
         return copy;
     }
@@ -181,7 +182,8 @@ public final class Tensor {
                     + gradFn.opName());
         }
         if (flag && !dtype().isFloating()) {
-            throw new IllegalArgumentException("requiresGrad: " + dtype() + " tensors cannot require gradients");
+            throw new IllegalArgumentException("requiresGrad: " + describe()
+                    + " cannot require a gradient: only float32 and float64 tensors can");
         }
         this.requiresGrad = flag;
         return this;
@@ -205,6 +207,7 @@ public final class Tensor {
     // ---- reading values -------------------------------------------------------------------------
 
     public double item() {
+        data("item");
         if (numel() != 1) throw new IllegalStateException("item: tensor " + describe() + " has " + numel() + " elements, not 1");
         return toDoubleArray()[0];
     }
