@@ -54,4 +54,110 @@ public interface Backend {
 
     /** out (rows, N) = A (rows, cols) in CSR form times dense (cols, N). */
     void spmm(Strided rowPtr, Strided colIdx, Strided values, Strided dense, Strided out);
+
+    // ============================================================================================
+    // Fused kernels. Each computes in one pass what an op's composite definition computes with many
+    // kernels (the composite stays the specification: see dev.isthmus.ops.Fusion). Unless a
+    // parameter says otherwise, every tensor is contiguous (row-major; the offset may be non-zero),
+    // all floating tensors of one call have the same dtype (float32 or float64), and every output is
+    // overwritten entirely: a kernel must not rely on its outputs' prior contents (tests poison them
+    // with NaN). Outputs never alias inputs. The reference backend computes in double and rounds
+    // once on store; faster backends are compared with it at float32 tolerances.
+    // ============================================================================================
+
+    /**
+     * Depthwise 2-d cross-correlation (groups = channels, one filter per channel, dilation 1): x (N, C,
+     * H, W), weight (C, 1, kh, kw), out (N, C, outH, outW) with outH = (H + 2 padH - kh) / strideH + 1
+     * (likewise outW). out[n,c,y,x] = sum over (i,j) of weight[c,0,i,j] * x[n,c,y*strideH - padH + i,
+     * x*strideW - padW + j], positions outside the image reading as zero. No bias.
+     */
+    void depthwiseConv2d(Strided x, Strided weight, int strideH, int strideW, int padH, int padW, Strided out);
+
+    /**
+     * Gradient of {@link #depthwiseConv2d} with respect to its input: gradOut (N, C, outH, outW),
+     * weight (C, 1, kh, kw), gradInput (N, C, H, W) (H and W are read from gradInput's shape).
+     */
+    void depthwiseConv2dBackwardInput(Strided gradOut, Strided weight, int strideH, int strideW, int padH, int padW,
+                                      Strided gradInput);
+
+    /**
+     * Gradient of {@link #depthwiseConv2d} with respect to its weight: x (N, C, H, W), gradOut (N, C,
+     * outH, outW), gradWeight (C, 1, kh, kw) (kh and kw are read from gradWeight's shape).
+     */
+    void depthwiseConv2dBackwardWeight(Strided x, Strided gradOut, int strideH, int strideW, int padH, int padW,
+                                       Strided gradWeight);
+
+    /**
+     * Attention softmax(scale · q kᵀ + bias) v, per batch: q (B, Lq, d), k (B, Lk, d), v (B, Lk, dv),
+     * out (B, Lq, dv), and logSumExp (B, Lq), the log-sum-exp of each row of scores s = scale · q kᵀ +
+     * bias, saved for the backward. {@code bias} is null or a (B, Lq, Lk) view that may have stride-0
+     * (broadcast) dims; it is the only operand that need not be contiguous, and may hold -inf. A row
+     * whose scores are all -inf has logSumExp = -inf and an output row of zeros.
+     */
+    void attentionForward(Strided q, Strided k, Strided v, Strided bias, double scale, Strided out, Strided logSumExp);
+
+    /**
+     * Gradients of {@link #attentionForward}, recomputing the probabilities p = exp(s - logSumExp) from
+     * q, k, bias and the saved logSumExp rather than storing them (as flash attention does): with
+     * dp = gradOut vᵀ and D = rowsum(gradOut ∘ out), ds = p ∘ (dp - D); then gradQ = scale · ds k,
+     * gradK = scale · dsᵀ q, gradV = pᵀ gradOut, and gradBias = ds, a dense (B, Lq, Lk) tensor (not
+     * reduced to the bias's broadcast shape; the caller sums it). Rows with logSumExp = -inf contribute
+     * nothing. q, k, v, bias, scale, out and logSumExp are as in the forward; gradOut (B, Lq, dv);
+     * gradQ, gradK and gradV have the shapes of q, k and v; gradBias is null when not wanted.
+     */
+    void attentionBackward(Strided q, Strided k, Strided v, Strided bias, double scale, Strided out,
+                           Strided logSumExp, Strided gradOut, Strided gradQ, Strided gradK, Strided gradV,
+                           Strided gradBias);
+
+    /**
+     * Layer normalisation of each row of x (R, D): mean (R) and rstd (R) = 1 / sqrt(biased variance +
+     * eps) are written, and out (R, D) = (x - mean) · rstd · weight + bias, where weight and bias (D)
+     * are each null for none.
+     */
+    void layerNormForward(Strided x, Strided weight, Strided bias, double eps, Strided out, Strided mean, Strided rstd);
+
+    /**
+     * Gradients of {@link #layerNormForward} from the saved mean and rstd: with x̂ = (x - mean) · rstd
+     * and ĝ = gradOut · weight (gradOut when weight is null), gradX = rstd · (ĝ - mean(ĝ) - x̂ ·
+     * mean(ĝ x̂)) per row; gradWeight = sum over rows of gradOut · x̂ and gradBias = sum over rows of
+     * gradOut, each null when not wanted (and gradWeight null when weight is).
+     */
+    void layerNormBackward(Strided gradOut, Strided x, Strided mean, Strided rstd, Strided weight, Strided gradX,
+                           Strided gradWeight, Strided gradBias);
+
+    /**
+     * TinyMIM's token-relation distillation loss into the 0-d {@code loss}: student qs, ks, vs (B, H,
+     * N, ds), teacher qt, kt, vt (B, H, N, dt). With relations R(a, b) = softmax(a bᵀ / sqrt(d)) over
+     * the last dim (d the feature size of a) and KL(T ‖ S) = sum_j T_j (log T_j - log S_j) per row,
+     * loss = mean over (B, H, N) of KL(R(qt, kt) ‖ R(qs, ks)) + mean of KL(R(vt, vt) ‖ R(vs, vs)).
+     * Log-probabilities are floored at ln(1e-30), as the reference clamps probabilities at 1e-30
+     * before the log. Must not materialise an N x N map (compute row by row, or tile).
+     */
+    void tokenRelationKl(Strided qs, Strided ks, Strided vs, Strided qt, Strided kt, Strided vt, Strided loss);
+
+    /**
+     * Gradients of {@link #tokenRelationKl} with respect to the student qs, ks and vs (the teacher is
+     * constant), scaled by the 0-d gradLoss. A floored student log-probability passes no gradient.
+     * Per row, with T and S the teacher and student probabilities, m the mask of unfloored student
+     * entries and c = gradLoss / (B H N): dz_j = c (S_j · sum_k T_k m_k - T_j m_j) on the student
+     * scores z = a bᵀ / sqrt(ds), from which ga += dz b / sqrt(ds) and gb += dzᵀ a / sqrt(ds).
+     */
+    void tokenRelationKlBackward(Strided qs, Strided ks, Strided vs, Strided qt, Strided kt, Strided vt,
+                                 Strided gradLoss, Strided gradQs, Strided gradKs, Strided gradVs);
+
+    /**
+     * One Adam step in place on param, m (first moment) and v (second moment), from grad, all of one
+     * shape and dtype, as torch.optim.Adam / AdamW (single-tensor, non-amsgrad) compute it, with
+     * {@code step} >= 1 the number of this step:
+     * <pre>
+     *   if decoupled: param = param · (1 - lr · weightDecay)      (AdamW)
+     *   else:         g = grad + weightDecay · param              (Adam's L2 term)
+     *   m = beta1 · m + (1 - beta1) · g
+     *   v = beta2 · v + (1 - beta2) · g²
+     *   param = param - (lr / (1 - beta1^step)) · m / (sqrt(v) / sqrt(1 - beta2^step) + eps)
+     * </pre>
+     * These four operands are the only ones a kernel updates in place; none aliases another.
+     */
+    void adamUpdate(Strided param, Strided grad, Strided m, Strided v, double lr, double beta1, double beta2,
+                    double eps, double weightDecay, long step, boolean decoupled);
 }

@@ -1,6 +1,7 @@
 package dev.isthmus.ops;
 
 import dev.isthmus.backend.Kernels;
+import dev.isthmus.backend.Strided;
 import dev.isthmus.tensor.Tensor;
 
 import java.util.Arrays;
@@ -13,16 +14,18 @@ import static dev.isthmus.ops.Elementwise.where;
 import static dev.isthmus.ops.LinearAlgebra.matmul;
 
 /**
- * Attention. Here it is a composite of matmul and softmax; a native backend is expected to replace
- * the whole op by a fused kernel, so every shape rule is checked up front rather than left to the
- * inner matmuls.
+ * Attention. Its definition is a composite of matmul and softmax ({@link #attentionComposite}); while
+ * {@link Fusion} is enabled it runs as the fused primitive {@code fused_attention}, one kernel forward
+ * that keeps only each row's log-sum-exp and one backward that recomputes the probabilities from it.
+ * Every shape rule is checked up front rather than left to the inner kernels.
  */
 public final class Attention {
     private Attention() {}
 
-    static final Op SCALED_DOT_PRODUCT_ATTENTION = Op.composite("scaled_dot_product_attention");
+    static final Op SCALED_DOT_PRODUCT_ATTENTION = Op.composite("scaled_dot_product_attention"),
+            FUSED_ATTENTION = Op.primitive("fused_attention");
 
-    static final List<Op> OPS = List.of(SCALED_DOT_PRODUCT_ATTENTION);
+    static final List<Op> OPS = List.of(SCALED_DOT_PRODUCT_ATTENTION, FUSED_ATTENTION);
 
     /**
      * softmax(q kᵀ · scale + bias) v, as torch.nn.functional.scaled_dot_product_attention with an
@@ -38,16 +41,67 @@ public final class Attention {
      * @return (..., Lq, dv)
      */
     public static Tensor scaledDotProductAttention(Tensor q, Tensor k, Tensor v, Tensor bias, double scale) {
-        checkArguments(q, k, v, bias, scale);
+        long[] batch = checkArguments(q, k, v, bias, scale);
         double factor = Double.isNaN(scale) ? 1 / Math.sqrt(q.size(-1)) : scale;
-        Tensor scores = mul(matmul(q, Shapes.transpose(k, -1, -2)), factor);
-        if (bias != null) scores = add(scores, bias);
-        return matmul(softmaxOfUnmaskedRows(scores), v);
+        if (!Fusion.isEnabled()) return attentionComposite(q, k, v, bias, factor);
+        // The fused kernel takes (B, L, d) operands: broadcast the batch dims and flatten them into B.
+        // The bias stays a view where it can (stride 0 on the dims it is broadcast over).
+        long batches = Strided.numel(batch);
+        Tensor q3 = flattenBatch(q, batch, batches), k3 = flattenBatch(k, batch, batches),
+                v3 = flattenBatch(v, batch, batches);
+        Tensor bias3 = bias == null ? null
+                : Shapes.reshape(Shapes.expand(bias, withLast(batch, q.size(-2), k.size(-2))), batches, q.size(-2), k.size(-2));
+        return Shapes.reshape(fusedAttention(q3, k3, v3, bias3, factor), withLast(batch, q.size(-2), v.size(-1)));
     }
 
     /** With the default scale 1/sqrt(d). */
     public static Tensor scaledDotProductAttention(Tensor q, Tensor k, Tensor v, Tensor bias) {
         return scaledDotProductAttention(q, k, v, bias, Double.NaN);
+    }
+
+    /** The definition of attention, on checked arguments with the scale resolved. */
+    private static Tensor attentionComposite(Tensor q, Tensor k, Tensor v, Tensor bias, double scale) {
+        Tensor scores = mul(matmul(q, Shapes.transpose(k, -1, -2)), scale);
+        if (bias != null) scores = add(scores, bias);
+        return matmul(softmaxOfUnmaskedRows(scores), v);
+    }
+
+    /**
+     * The fused primitive: contiguous q (B, Lq, d), k (B, Lk, d), v (B, Lk, dv) and a (B, Lq, Lk) bias
+     * view or null. The forward saves each row's log-sum-exp; the backward recomputes the
+     * probabilities from it.
+     */
+    private static Tensor fusedAttention(Tensor q, Tensor k, Tensor v, Tensor bias, double scale) {
+        String op = FUSED_ATTENTION.name();
+        long b = q.size(0), lq = q.size(1), lk = k.size(1);
+        Tensor out = Tensor.empty(q.dtype(), q.device(), b, lq, v.size(2));
+        Tensor lse = Tensor.empty(q.dtype(), q.device(), b, lq);
+        Strided biasData = bias == null ? null : bias.data(op);
+        q.backend().attentionForward(q.data(op), k.data(op), v.data(op), biasData, scale, out.data(op), lse.data(op));
+        return FUSED_ATTENTION.record(out, g -> Fusion.backward(op, g, new Tensor[] {q, k, v, bias},
+                in -> attentionComposite(in[0], in[1], in[2], in[3], scale), () -> {
+                    Tensor gq = Tensor.empty(q.dtype(), q.device(), q.shape()),
+                            gk = Tensor.empty(q.dtype(), q.device(), k.shape()),
+                            gv = Tensor.empty(q.dtype(), q.device(), v.shape());
+                    Tensor gb = bias != null && bias.requiresGrad() ? Tensor.empty(q.dtype(), q.device(), b, lq, lk) : null;
+                    q.backend().attentionBackward(q.data(op), k.data(op), v.data(op), biasData, scale, out.data(op),
+                            lse.data(op), Shapes.contiguous(g).data(op), gq.data(op), gk.data(op), gv.data(op),
+                            gb == null ? null : gb.data(op));
+                    return new Tensor[] {gq, gk, gv, gb};
+                }), q, k, v, bias);
+    }
+
+    /** t (..., L, d) broadcast to the batch dims and made a contiguous (batches, L, d). */
+    private static Tensor flattenBatch(Tensor t, long[] batch, long batches) {
+        Tensor expanded = Shapes.expand(t, withLast(batch, t.size(-2), t.size(-1)));
+        return Shapes.contiguous(Shapes.reshape(expanded, batches, t.size(-2), t.size(-1)));
+    }
+
+    private static long[] withLast(long[] batch, long rows, long cols) {
+        long[] shape = Arrays.copyOf(batch, batch.length + 2);
+        shape[batch.length] = rows;
+        shape[batch.length + 1] = cols;
+        return shape;
     }
 
     /**
@@ -64,7 +118,8 @@ public final class Attention {
         return where(masked, Tensor.scalar(0, scores.dtype()), weights);
     }
 
-    private static void checkArguments(Tensor q, Tensor k, Tensor v, Tensor bias, double scale) {
+    /** Checks the arguments and returns the broadcast batch dims of q, k and v. */
+    private static long[] checkArguments(Tensor q, Tensor k, Tensor v, Tensor bias, double scale) {
         String op = SCALED_DOT_PRODUCT_ATTENTION.name();
         Tensor[] all = bias == null ? new Tensor[] {q, k, v} : new Tensor[] {q, k, v, bias};
         Checks.floating(op, all);
@@ -91,6 +146,7 @@ public final class Attention {
                         + Arrays.toString(scores), all);
             }
         }
+        return batch;
     }
 
     private static long[] batchDims(Tensor t) { return Arrays.copyOf(t.shape(), t.dim() - 2); }

@@ -13,7 +13,10 @@ import static dev.isthmus.ops.Shapes.reshape;
  * Sliding-window ops over (N, C, H, W) images. {@code unfold} (im2col) and {@code fold} (col2im) are
  * the only primitives: both are linear and each is the other's adjoint, so each one's backward is the
  * other and gradients of every order stay within the pair. {@code conv2d} is unfold followed by a
- * (grouped) matrix product, so it needs no rule of its own.
+ * (grouped) matrix product, so it needs no rule of its own. The depthwise case (groups = in channels
+ * = out channels, dilation 1, as in EMO's inverted residual blocks) runs as the fused primitive
+ * {@code depthwise_conv2d} instead, whose composite definition is the same unfold + matmul (see
+ * {@link Fusion}).
  *
  * <p>Window arguments are (height, width) pairs given in the order kernel, stride, padding, dilation
  * (PyTorch's {@code F.unfold} and {@code F.fold} take the same values in another order).
@@ -21,9 +24,10 @@ import static dev.isthmus.ops.Shapes.reshape;
 public final class Convolution {
     private Convolution() {}
 
-    static final Op UNFOLD = Op.primitive("unfold"), FOLD = Op.primitive("fold"), CONV2D = Op.composite("conv2d");
+    static final Op UNFOLD = Op.primitive("unfold"), FOLD = Op.primitive("fold"), CONV2D = Op.composite("conv2d"),
+            DEPTHWISE_CONV2D = Op.primitive("depthwise_conv2d");
 
-    static final List<Op> OPS = List.of(UNFOLD, FOLD, CONV2D);
+    static final List<Op> OPS = List.of(UNFOLD, FOLD, CONV2D, DEPTHWISE_CONV2D);
 
     /**
      * im2col, as torch.nn.functional.unfold: every kernel-sized window of x (N, C, H, W) becomes a
@@ -66,7 +70,8 @@ public final class Convolution {
     /**
      * 2-d cross-correlation, as torch.nn.functional.conv2d: x (N, Cin, H, W), weight (Cout, Cin/groups,
      * kh, kw) and an optional bias (Cout). With groups g, the channels split into g independent
-     * convolutions; groups = Cin is a depthwise convolution.
+     * convolutions; groups = Cin is a depthwise convolution (with Cout = Cin and dilation 1 it runs as
+     * the fused {@code depthwise_conv2d} kernel while {@link Fusion} is enabled).
      */
     public static Tensor conv2d(Tensor x, Tensor weight, Tensor bias, int[] stride, int[] padding, int[] dilation,
                                 int groups) {
@@ -88,13 +93,49 @@ public final class Convolution {
         }
         int[] kernel = {Math.toIntExact(weight.size(2)), Math.toIntExact(weight.size(3))};
         Window g = window(op, x.shape(), kernel, stride, padding, dilation, x, weight);
-        // Columns are channel-major, so each group's rows are one contiguous block: (N, groups, K, L)
-        // times the group's filters (groups, Cout/groups, K) is a batched matmul broadcast over N.
-        long n = x.size(0), k = cin / groups * kernel[0] * kernel[1], windows = g.outH() * g.outW();
+        boolean depthwise = groups == cin && cout == cin && g.dh() == 1 && g.dw() == 1;
+        Tensor y = depthwise && Fusion.isEnabled() ? depthwiseConv2d(x, weight, g) : unfoldConv2d(x, weight, g, groups);
+        return bias == null ? y : Elementwise.add(y, reshape(bias, cout, 1, 1));
+    }
+
+    /**
+     * The definition of conv2d without bias, on a checked window: unfold, then a (grouped) matrix
+     * product. Columns are channel-major, so each group's rows are one contiguous block: (N, groups,
+     * K, L) times the group's filters (groups, Cout/groups, K) is a batched matmul broadcast over N.
+     */
+    private static Tensor unfoldConv2d(Tensor x, Tensor weight, Window g, int groups) {
+        long n = x.size(0), cin = x.size(1), cout = weight.size(0);
+        long k = cin / groups * g.kh() * g.kw(), windows = g.outH() * g.outW();
         Tensor columns = reshape(unfold(x, g), n, groups, k, windows);
         Tensor filters = reshape(weight, groups, cout / groups, k);
-        Tensor y = reshape(matmul(filters, columns), n, cout, g.outH(), g.outW());
-        return bias == null ? y : Elementwise.add(y, reshape(bias, cout, 1, 1));
+        return reshape(matmul(filters, columns), n, cout, g.outH(), g.outW());
+    }
+
+    /**
+     * The fused depthwise convolution (no bias): x (N, C, H, W), weight (C, 1, kh, kw), on a checked
+     * window with dilation 1. Its composite definition is {@link #unfoldConv2d} with C groups.
+     */
+    private static Tensor depthwiseConv2d(Tensor x, Tensor weight, Window g) {
+        String op = DEPTHWISE_CONV2D.name();
+        Tensor xc = Shapes.contiguous(x), wc = Shapes.contiguous(weight);
+        int groups = Math.toIntExact(g.c());
+        Tensor out = Tensor.empty(x.dtype(), x.device(), g.n(), g.c(), g.outH(), g.outW());
+        x.backend().depthwiseConv2d(xc.data(op), wc.data(op), g.sh(), g.sw(), g.ph(), g.pw(), out.data(op));
+        return DEPTHWISE_CONV2D.record(out, grad -> Fusion.backward(op, grad, new Tensor[] {xc, wc},
+                in -> unfoldConv2d(in[0], in[1], g, groups), () -> {
+                    Tensor gc = Shapes.contiguous(grad), gx = null, gw = null;
+                    if (xc.requiresGrad()) {
+                        gx = Tensor.empty(x.dtype(), x.device(), xc.shape());
+                        x.backend().depthwiseConv2dBackwardInput(gc.data(op), wc.data(op), g.sh(), g.sw(), g.ph(),
+                                g.pw(), gx.data(op));
+                    }
+                    if (wc.requiresGrad()) {
+                        gw = Tensor.empty(x.dtype(), x.device(), wc.shape());
+                        x.backend().depthwiseConv2dBackwardWeight(xc.data(op), gc.data(op), g.sh(), g.sw(), g.ph(),
+                                g.pw(), gw.data(op));
+                    }
+                    return new Tensor[] {gx, gw};
+                }), xc, wc);
     }
 
     /** conv2d with the same stride and padding in both directions, no dilation and one group. */

@@ -17,15 +17,17 @@ import static dev.isthmus.ops.Shapes.reshape;
 /**
  * Batch, layer and group normalisation, as composites of mean, var and rsqrt: each standardises x
  * over some dims with the biased variance, (x - mean) / sqrt(var + eps), then applies an optional
- * elementwise affine map (weight, bias). They differ only in the dims they normalise over.
+ * elementwise affine map (weight, bias). They differ only in the dims they normalise over. Layer
+ * norm over exactly the last dim runs as the fused primitive {@code fused_layer_norm} while
+ * {@link Fusion} is enabled; its definition is the same composite.
  */
 public final class Normalization {
     private Normalization() {}
 
     static final Op BATCH_NORM = Op.composite("batch_norm"), LAYER_NORM = Op.composite("layer_norm"),
-            GROUP_NORM = Op.composite("group_norm");
+            GROUP_NORM = Op.composite("group_norm"), FUSED_LAYER_NORM = Op.primitive("fused_layer_norm");
 
-    static final List<Op> OPS = List.of(BATCH_NORM, LAYER_NORM, GROUP_NORM);
+    static final List<Op> OPS = List.of(BATCH_NORM, LAYER_NORM, GROUP_NORM, FUSED_LAYER_NORM);
 
     /**
      * Batch normalisation of x (N, C, ...) per channel, as torch.nn.functional.batch_norm. In training
@@ -82,9 +84,44 @@ public final class Normalization {
             }
         }
         checkEps(op, eps, x);
+        if (k == 1 && Fusion.isEnabled()) {
+            long d = normalizedShape[0], rows = x.numel() / Math.max(d, 1);
+            Tensor rowsOfX = Shapes.contiguous(reshape(x, rows, d));
+            Tensor w = weight == null ? null : Shapes.contiguous(weight), b = bias == null ? null : Shapes.contiguous(bias);
+            return reshape(fusedLayerNorm(rowsOfX, w, b, eps), x.shape());
+        }
+        return layerNormComposite(x, normalizedShape, weight, bias, eps);
+    }
+
+    /** The definition of layer norm, on checked arguments. */
+    private static Tensor layerNormComposite(Tensor x, long[] normalizedShape, Tensor weight, Tensor bias, double eps) {
+        int k = normalizedShape.length, lead = x.dim() - k;
         int[] dims = new int[k];
         for (int i = 0; i < k; i++) dims[i] = lead + i;
         return affine(standardize(x, dims, eps), weight, bias, normalizedShape);
+    }
+
+    /**
+     * The fused primitive: layer norm of each row of a contiguous x (R, D), with contiguous (D) weight
+     * and bias, each optional. The forward saves each row's mean and 1/sqrt(var + eps).
+     */
+    private static Tensor fusedLayerNorm(Tensor x, Tensor weight, Tensor bias, double eps) {
+        String op = FUSED_LAYER_NORM.name();
+        long rows = x.size(0), d = x.size(1);
+        Tensor out = Tensor.empty(x.dtype(), x.device(), rows, d);
+        Tensor mean = Tensor.empty(x.dtype(), x.device(), rows), rstd = Tensor.empty(x.dtype(), x.device(), rows);
+        x.backend().layerNormForward(x.data(op), weight == null ? null : weight.data(op),
+                bias == null ? null : bias.data(op), eps, out.data(op), mean.data(op), rstd.data(op));
+        return FUSED_LAYER_NORM.record(out, g -> Fusion.backward(op, g, new Tensor[] {x, weight, bias},
+                in -> layerNormComposite(in[0], new long[] {d}, in[1], in[2], eps), () -> {
+                    Tensor gx = Tensor.empty(x.dtype(), x.device(), rows, d);
+                    Tensor gw = weight != null && weight.requiresGrad() ? Tensor.empty(x.dtype(), x.device(), d) : null;
+                    Tensor gb = bias != null && bias.requiresGrad() ? Tensor.empty(x.dtype(), x.device(), d) : null;
+                    x.backend().layerNormBackward(Shapes.contiguous(g).data(op), x.data(op), mean.data(op), rstd.data(op),
+                            weight == null ? null : weight.data(op), gx.data(op), gw == null ? null : gw.data(op),
+                            gb == null ? null : gb.data(op));
+                    return new Tensor[] {gx, gw, gb};
+                }), x, weight, bias);
     }
 
     /**

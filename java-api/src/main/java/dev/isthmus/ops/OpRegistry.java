@@ -29,6 +29,8 @@ public final class OpRegistry {
         all.addAll(Attention.OPS);
         all.addAll(Losses.OPS);
         all.addAll(Sparse.OPS);
+        all.addAll(Distillation.OPS);
+        all.addAll(Updates.OPS);
         ALL = List.copyOf(all);
     }
 

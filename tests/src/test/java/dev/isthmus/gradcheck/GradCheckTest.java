@@ -25,6 +25,7 @@ class GradCheckTest {
         all.addAll(CoreCases.all());
         all.addAll(ConvCases.all());
         all.addAll(LossCases.all());
+        all.addAll(FusedCases.all());
         return all;
     }
 

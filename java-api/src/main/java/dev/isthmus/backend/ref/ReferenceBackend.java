@@ -230,4 +230,58 @@ public final class ReferenceBackend implements Backend {
             }
         }
     }
+
+    // ---- fused kernels: each in ReferenceFused ---------------------------------------------------
+
+    @Override public void depthwiseConv2d(Strided x, Strided weight, int strideH, int strideW, int padH, int padW,
+                                          Strided out) {
+        ReferenceFused.depthwiseConv2d(x, weight, strideH, strideW, padH, padW, out);
+    }
+
+    @Override public void depthwiseConv2dBackwardInput(Strided gradOut, Strided weight, int strideH, int strideW,
+                                                       int padH, int padW, Strided gradInput) {
+        ReferenceFused.depthwiseConv2dBackwardInput(gradOut, weight, strideH, strideW, padH, padW, gradInput);
+    }
+
+    @Override public void depthwiseConv2dBackwardWeight(Strided x, Strided gradOut, int strideH, int strideW,
+                                                        int padH, int padW, Strided gradWeight) {
+        ReferenceFused.depthwiseConv2dBackwardWeight(x, gradOut, strideH, strideW, padH, padW, gradWeight);
+    }
+
+    @Override public void attentionForward(Strided q, Strided k, Strided v, Strided bias, double scale, Strided out,
+                                           Strided logSumExp) {
+        ReferenceFused.attentionForward(q, k, v, bias, scale, out, logSumExp);
+    }
+
+    @Override public void attentionBackward(Strided q, Strided k, Strided v, Strided bias, double scale, Strided out,
+                                            Strided logSumExp, Strided gradOut, Strided gradQ, Strided gradK,
+                                            Strided gradV, Strided gradBias) {
+        ReferenceFused.attentionBackward(q, k, v, bias, scale, out, logSumExp, gradOut, gradQ, gradK, gradV, gradBias);
+    }
+
+    @Override public void layerNormForward(Strided x, Strided weight, Strided bias, double eps, Strided out,
+                                           Strided mean, Strided rstd) {
+        ReferenceFused.layerNormForward(x, weight, bias, eps, out, mean, rstd);
+    }
+
+    @Override public void layerNormBackward(Strided gradOut, Strided x, Strided mean, Strided rstd, Strided weight,
+                                            Strided gradX, Strided gradWeight, Strided gradBias) {
+        ReferenceFused.layerNormBackward(gradOut, x, mean, rstd, weight, gradX, gradWeight, gradBias);
+    }
+
+    @Override public void tokenRelationKl(Strided qs, Strided ks, Strided vs, Strided qt, Strided kt, Strided vt,
+                                          Strided loss) {
+        ReferenceFused.tokenRelationKl(qs, ks, vs, qt, kt, vt, loss);
+    }
+
+    @Override public void tokenRelationKlBackward(Strided qs, Strided ks, Strided vs, Strided qt, Strided kt,
+                                                  Strided vt, Strided gradLoss, Strided gradQs, Strided gradKs,
+                                                  Strided gradVs) {
+        ReferenceFused.tokenRelationKlBackward(qs, ks, vs, qt, kt, vt, gradLoss, gradQs, gradKs, gradVs);
+    }
+
+    @Override public void adamUpdate(Strided param, Strided grad, Strided m, Strided v, double lr, double beta1,
+                                     double beta2, double eps, double weightDecay, long step, boolean decoupled) {
+        ReferenceFused.adamUpdate(param, grad, m, v, lr, beta1, beta2, eps, weightDecay, step, decoupled);
+    }
 }
