@@ -300,6 +300,53 @@ class FusedKernelsTest {
             }
     }
 
+    @Test
+    void thirdOrderGradientsAgreeWithFusionOnAndOff() {
+        Generator gen = new Generator(77);
+        Tensor tq = gen.normal(DType.FLOAT64, 1, 2, 5, 3), tk = gen.normal(DType.FLOAT64, 1, 2, 5, 3);
+        List<OpCase> cases = List.of(
+                new OpCase("attention with a bias", in -> Attention.scaledDotProductAttention(in.get(0), in.get(1), in.get(2),
+                        in.get(3)), new long[] {2, 3, 2}, new long[] {2, 4, 2}, new long[] {2, 4, 2}, new long[] {3, 4}),
+                new OpCase("layer norm", in -> Normalization.layerNorm(in.get(0), new long[] {4}, in.get(1), null, 1e-5),
+                        new long[] {3, 4}, new long[] {4}),
+                new OpCase("depthwise conv2d, squared (it is bilinear)", in -> Elementwise.pow(Convolution.conv2d(in.get(0),
+                        in.get(1), null, new int[] {2, 1}, new int[] {1, 1}, new int[] {1, 1}, 2), 2.0),
+                        new long[] {1, 2, 4, 3}, new long[] {2, 1, 3, 2}),
+                new OpCase("token relation KL", in -> Distillation.tokenRelationKl(in.get(0), in.get(1), in.get(2), tq, tk, tq),
+                        new long[] {1, 2, 5, 2}, new long[] {1, 2, 5, 2}, new long[] {1, 2, 5, 2}));
+        for (OpCase c : cases) {
+            List<Tensor> inputs = new ArrayList<>();
+            for (long[] shape : c.shapes()) inputs.add(gen.normal(DType.FLOAT64, shape).requiresGrad(true));
+            List<Tensor> probes = new ArrayList<>();
+            for (Tensor x : inputs) probes.add(gen.normal(DType.FLOAT64, x.shape()));
+            List<Tensor> fused = thirdOrder(c.fn(), inputs, probes);
+            try (var off = Fusion.disabled()) {
+                List<Tensor> plain = thirdOrder(c.fn(), inputs, probes);
+                for (int i = 0; i < inputs.size(); i++) {
+                    Support.assertClose(plain.get(i).toDoubleArray(), fused.get(i).toDoubleArray(), 1e-9,
+                            c.label() + ": third-order gradient " + i);
+                }
+            }
+        }
+    }
+
+    /** d/dx of (d/dx of (d/dx of sum(f(x))) · u) · u, all inputs at once. */
+    private static List<Tensor> thirdOrder(Function<List<Tensor>, Tensor> f, List<Tensor> xs, List<Tensor> u) {
+        Tensor s = Reductions.sum(f.apply(xs));
+        for (int order = 1; order <= 2; order++) {
+            List<Tensor> g = Gradients.grad(List.of(s), null, xs, true, true, true);
+            Tensor next = Tensor.scalar(0, DType.FLOAT64);
+            for (int i = 0; i < xs.size(); i++) {
+                if (g.get(i) != null) next = Elementwise.add(next, Reductions.sum(Elementwise.mul(g.get(i), u.get(i))));
+            }
+            s = next;
+        }
+        List<Tensor> g3 = Gradients.grad(List.of(s), null, xs, false, false, true);
+        List<Tensor> out = new ArrayList<>();
+        for (int i = 0; i < xs.size(); i++) out.add(g3.get(i) == null ? Tensor.zeros(DType.FLOAT64, xs.get(i).shape()) : g3.get(i));
+        return out;
+    }
+
     private record OpCase(String label, Function<List<Tensor>, Tensor> fn, long[]... shapes) {}
 
     private static Tensor cast(Tensor t, Tensor like) { return Shapes.cast(t, like.dtype()); }
