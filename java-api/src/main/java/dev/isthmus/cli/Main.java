@@ -7,7 +7,8 @@ import java.util.Locale;
 /**
  * The {@code isthmus} command line. The {@code ./isthmus} launcher at the repository root finds a
  * JDK, builds the project when needed and runs this class; {@code test} and {@code bench} are handled
- * by the launcher itself (they drive Maven), the rest here.
+ * by the launcher itself ({@code test} drives Maven; {@code bench} builds and runs the benchmark jar of
+ * the {@code bench} module, whose command line is {@code dev.isthmus.bench.BenchCli}), the rest here.
  */
 public final class Main {
     private Main() {}
@@ -36,6 +37,11 @@ public final class Main {
             }
             case "info" -> InfoCommand.run(rest, out, err);
             case "reproduce" -> ReproduceCommand.run(rest, out, err);
+            case "test", "bench" -> {
+                err.println("isthmus: '" + command + "' is run by the ./isthmus launcher, not by this class"
+                        + (command.equals("bench") ? " (it runs bench/target/benchmarks.jar)" : " (it drives Maven)"));
+                yield USAGE;
+            }
             case "version", "--version" -> {
                 out.println("isthmus " + InfoCommand.version());
                 yield 0;
@@ -58,7 +64,9 @@ public final class Main {
                   reproduce [name]  run the paper reproductions (none are registered yet)
                   test [maven args] build and run the whole test suite with Maven
                                     (e.g. ./isthmus test -Dtest=GradCheckTest)
-                  bench             benchmarks (they arrive with the native backend)
+                  bench --json FILE JMH benchmarks of the op cases shared with the PyTorch baseline, written
+                                    as JSON for ../shared/bench/compare.py; --sgemm for the SGEMM headline
+                                    (./isthmus bench --help has every option)
                   info              JDK, backends, native libraries, data sets and the op registry
                   help              this list
 

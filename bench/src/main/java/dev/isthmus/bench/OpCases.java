@@ -1,0 +1,173 @@
+package dev.isthmus.bench;
+
+import dev.isthmus.backend.DType;
+import dev.isthmus.ops.Activations;
+import dev.isthmus.ops.Attention;
+import dev.isthmus.ops.Convolution;
+import dev.isthmus.ops.Elementwise;
+import dev.isthmus.ops.Gradients;
+import dev.isthmus.ops.LinearAlgebra;
+import dev.isthmus.ops.Normalization;
+import dev.isthmus.ops.Reductions;
+import dev.isthmus.ops.Shapes;
+import dev.isthmus.tensor.Generator;
+import dev.isthmus.tensor.Tensor;
+
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.function.Supplier;
+
+/**
+ * The op cases of cases.json, each defined exactly as {@code torch_baseline.py} defines it: the same
+ * shapes, random normal inputs that require grad, the same forward and the same backward seed. A
+ * case is measured twice: forward only, with no graph recorded ({@code fwd_ms}), and forward plus
+ * backward ({@code fwdbwd_ms}). Gradients accumulate into the inputs' {@code grad()} from one
+ * invocation to the next, as they do in the PyTorch baseline (which never zeroes them).
+ */
+public final class OpCases {
+    private OpCases() {}
+
+    /**
+     * A case ready to run: its inputs are made; each call of a function runs the op once.
+     * {@code leaves} are the inputs that require grad, which each backward accumulates into.
+     */
+    public record Prepared(Supplier<Tensor> forward, Runnable forwardBackward, List<Tensor> leaves) {}
+
+    /** Makes the inputs of a case from its spec. */
+    @FunctionalInterface
+    public interface Factory {
+        Prepared prepare(CaseSpec spec, Generator gen);
+    }
+
+    /**
+     * The ops benchmarked here, by the "op" field of cases.json. A case whose op is not listed is left
+     * out of the op set (the run says so). Adding an op is one line here.
+     */
+    static final Map<String, Factory> OPS = new LinkedHashMap<>();
+    static {
+        OPS.put("matmul", OpCases::matmul);
+        OPS.put("dwconv2d", OpCases::dwconv2d);
+        OPS.put("attention", OpCases::attention);
+        OPS.put("layernorm", OpCases::layerNorm);
+        OPS.put("softmax", OpCases::softmax);
+        // OPS.put("relation_kl", OpCases::relationKl);   // with the fused token-relation KL op
+    }
+
+    /** Ops of cases.json that are measured elsewhere ("model": whole models) or not yet. */
+    static final Set<String> ELSEWHERE = Set.of("model", "relation_kl");
+
+    /** The cases of {@code all} whose op is benchmarked here, in file order. */
+    public static List<CaseSpec> supported(List<CaseSpec> all) {
+        List<CaseSpec> out = new ArrayList<>();
+        for (CaseSpec c : all) if (OPS.containsKey(c.op())) out.add(c);
+        return out;
+    }
+
+    public static boolean isSupported(CaseSpec c) { return OPS.containsKey(c.op()); }
+
+    /** The inputs of {@code spec}, from a generator seeded with 0 (the baseline seeds torch with 0 too). */
+    public static Prepared prepare(CaseSpec spec) {
+        Factory f = OPS.get(spec.op());
+        if (f == null) {
+            throw new IllegalArgumentException("case '" + spec.name() + "': op '" + spec.op()
+                    + "' is not benchmarked here (benchmarked: " + String.join(", ", OPS.keySet()) + ")");
+        }
+        return f.prepare(spec, new Generator(0));
+    }
+
+    private static Tensor input(Generator gen, long... shape) {
+        return gen.normal(DType.FLOAT32, shape).requiresGrad(true);
+    }
+
+    // ---- the cases: each mirrors the branch of torch_baseline.case_fns with the same op -----------
+
+    /** a @ b; backward with a gradient of ones. */
+    static Prepared matmul(CaseSpec c, Generator gen) {
+        long[] as = c.shape("a"), bs = c.shape("b");
+        Tensor a = input(gen, as), b = input(gen, bs);
+        Supplier<Tensor> f = () -> LinearAlgebra.matmul(a, b);
+        return new Prepared(f, () -> Gradients.backward(f.get(), Tensor.ones(DType.FLOAT32, as[0], bs[1]), false),
+                List.of(a, b));
+    }
+
+    /**
+     * Depthwise conv2d: groups = C, weight (C, 1, k, k), no bias, padding ceil((k - stride) / 2);
+     * backward of the output's sum.
+     */
+    static Prepared dwconv2d(CaseSpec c, Generator gen) {
+        long[] xs = c.shape("x");
+        int k = c.integer("k"), s = c.integer("stride"), ch = Math.toIntExact(xs[1]);
+        Tensor x = input(gen, xs), w = input(gen, ch, 1, k, k);
+        int pad = Math.ceilDiv(k - s, 2);
+        Supplier<Tensor> f = () -> Convolution.conv2d(x, w, null, new int[] {s, s}, new int[] {pad, pad},
+                new int[] {1, 1}, ch);
+        return new Prepared(f, () -> Gradients.backward(Reductions.sum(f.get())), List.of(x, w));
+    }
+
+    /** softmax(q kᵀ d^-0.5) v with q, k and v of the same shape; backward of the output's sum. */
+    static Prepared attention(CaseSpec c, Generator gen) {
+        long[] qs = c.shape("q");
+        Tensor q = input(gen, qs), k = input(gen, qs), v = input(gen, qs);
+        double scale = Math.pow(qs[qs.length - 1], -0.5);
+        Supplier<Tensor> f = () -> Attention.scaledDotProductAttention(q, k, v, null, scale);
+        return new Prepared(f, () -> Gradients.backward(Reductions.sum(f.get())), List.of(q, k, v));
+    }
+
+    /** Layer norm over the last dim, eps 1e-6, weight ones and bias zeros (both require grad); backward of the sum. */
+    static Prepared layerNorm(CaseSpec c, Generator gen) {
+        long[] xs = c.shape("x");
+        long n = xs[xs.length - 1];
+        Tensor x = input(gen, xs);
+        Tensor w = Tensor.ones(DType.FLOAT32, n).requiresGrad(true), b = Tensor.zeros(DType.FLOAT32, n).requiresGrad(true);
+        Supplier<Tensor> f = () -> Normalization.layerNorm(x, new long[] {n}, w, b, 1e-6);
+        return new Prepared(f, () -> Gradients.backward(Reductions.sum(f.get())), List.of(x, w, b));
+    }
+
+    /** Softmax over the last dim; backward of (softmax(x) * x).sum(). */
+    static Prepared softmax(CaseSpec c, Generator gen) {
+        Tensor x = input(gen, c.shape("x"));
+        Supplier<Tensor> f = () -> Activations.softmax(x, -1);
+        return new Prepared(f, () -> Gradients.backward(Reductions.sum(Elementwise.mul(f.get(), x))), List.of(x));
+    }
+
+    /**
+     * The token-relation KL of TinyMIM, as torch_baseline.py times it: three student tensors (q, k, v)
+     * that require grad and three teacher tensors whose relations are computed once without grad;
+     * the loss is relation_kl(teacher qk, student qk) + relation_kl(teacher vv, student vv). Not in
+     * {@link #OPS} yet: it joins the op set with the fused relation op, which replaces
+     * {@link #relationKlLoss}.
+     */
+    static Prepared relationKl(CaseSpec c, Generator gen) {
+        long[] ss = c.shape("student"), ts = c.shape("teacher");
+        Tensor[] s = {input(gen, ss), input(gen, ss), input(gen, ss)};
+        Tensor[] t = {gen.normal(DType.FLOAT32, ts), gen.normal(DType.FLOAT32, ts), gen.normal(DType.FLOAT32, ts)};
+        Tensor[] teacher;
+        try (var off = dev.isthmus.autograd.GradMode.noGrad()) {
+            teacher = relations(t[0], t[1], t[2]);
+        }
+        Supplier<Tensor> f = () -> {
+            Tensor[] student = relations(s[0], s[1], s[2]);
+            return Elementwise.add(relationKlLoss(teacher[0], student[0]), relationKlLoss(teacher[1], student[1]));
+        };
+        return new Prepared(f, () -> Gradients.backward(f.get()), List.of(s));
+    }
+
+    /** softmax(q kᵀ d^-0.5) and softmax(v vᵀ d^-0.5), over the last dim. */
+    private static Tensor[] relations(Tensor q, Tensor k, Tensor v) {
+        double scale = Math.pow(q.size(-1), -0.5);
+        return new Tensor[] {
+                Activations.softmax(Elementwise.mul(LinearAlgebra.matmul(q, Shapes.transpose(k, -2, -1)), scale), -1),
+                Activations.softmax(Elementwise.mul(LinearAlgebra.matmul(v, Shapes.transpose(v, -2, -1)), scale), -1)};
+    }
+
+    /** Mean over (batch, head, query) of KL(teacher row || student row), inputs being probabilities. */
+    static Tensor relationKlLoss(Tensor teacher, Tensor student) {
+        double inf = Double.POSITIVE_INFINITY;
+        Tensor logRatio = Elementwise.sub(Elementwise.log(Elementwise.clamp(teacher, 1e-30, inf)),
+                Elementwise.log(Elementwise.clamp(student, 1e-30, inf)));
+        return Reductions.mean(Reductions.sum(Elementwise.mul(teacher, logRatio), -1, false));
+    }
+}
