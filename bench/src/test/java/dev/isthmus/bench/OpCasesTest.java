@@ -92,7 +92,7 @@ class OpCasesTest {
     }
 
     @Test
-    void theRelationCaseIsReadyForTheFusedOp() {
+    void theRelationCaseRunsTheFusedOp() {
         OpCases.Prepared c = OpCases.relationKl(spec(
                 "{\"name\":\"r\",\"op\":\"relation_kl\",\"student\":[1,2,5,3],\"teacher\":[1,2,5,4]}"), new dev.isthmus.tensor.Generator(0));
         try (Scope s = Scope.open("probe")) {
