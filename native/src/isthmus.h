@@ -228,6 +228,19 @@ static inline double binary_d(int kind, double a, double b) {
     }
 }
 
+// ---- the canonical summation order ---------------------------------------------------------------
+//
+// Every double accumulation over a run of values (reduce's sums, softmax's sum of exponentials)
+// folds element i (counted in logical row-major order, not memory order) into lane i % 8, then
+// combines the 8 lanes pairwise. In memory, a contiguous run is then 8 doubles per vector step
+// (one AVX-512 register, two AVX2 ones), and a strided run or a view folds the very same way, so
+// a view and its dense copy reduce to the same bits, on every ISA and any thread count.
+#define SUM_LANES 8
+
+static inline double lanes_sum(const double *l) {
+    return ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
+}
+
 // ---- walking a strided iteration space ---------------------------------------------------------
 //
 // The elementwise kernels see an n-d space of `shape` and up to four operands, each with its own

@@ -9,10 +9,11 @@
 // group, so meta is
 //     [ kept_shape[K], red_shape[R], x_off, x_kept_strides[K], x_red_strides[R], out_off, out_strides[K] ]
 //
-// Determinism: the reduced space is cut into fixed chunks of RED_CHUNK elements, whatever the
-// thread count. A work item folds one chunk for one output (or one block of outputs); items run in
-// parallel; the chunk partials of an output are then combined in chunk order. So the result
-// depends on the shapes and strides and the ISA's vector width, never on the number of threads.
+// Determinism: the reduced space is cut into fixed chunks of RED_CHUNK elements (counted in logical
+// order), whatever the thread count. A work item folds one chunk for one output (or one block of
+// outputs) in the canonical 8-lane order of isthmus.h; items run in parallel; the chunk partials of
+// an output are then combined in chunk order. So a result depends only on the values and the
+// shape: not on the thread count, the ISA, or whether x is a view or a dense copy.
 #include "kernels.h"
 #include <stdlib.h>
 
@@ -42,43 +43,54 @@ static inline double red_step(int kind, double acc, double v) {
     }
 }
 
-// ---- row mode: one output at a time, the reduced run folded with vector lanes ------------------
+// Combines lanes in a fixed order: pairwise for sums (isthmus.h), in lane order for max/min.
+static inline double lanes_fold(int kind, const double *l) {
+    if (kind == R_SUM) return lanes_sum(l);
+    double acc = l[0];
+    for (int j = 1; j < SUM_LANES; j++) acc = red_step(kind, acc, l[j]);
+    return acc;
+}
 
-typedef struct { int kind, dt; double acc; } fold_ctx;
+// ---- row mode: one output at a time ----------------------------------------------------------
+//
+// The reduced elements of one output are visited in logical order; element i goes to lane i % 8
+// (isthmus.h, "canonical summation order"). A contiguous run folds 8 elements per vector step.
 
-// A contiguous run folds into lane accumulators ("omp simd reduction"), then into acc. Max and
-// min track NaN separately, since the vector max does not propagate it.
+typedef struct { int kind, dt; int64_t pos; double lane[SUM_LANES]; } fold_ctx;
+
 #define FOLD_RUN(T)                                                                              \
     do {                                                                                         \
         const T *x = (const T *) p[0];                                                           \
-        int64_t sx = s[0];                                                                       \
-        if (sx == 1 && c->kind == R_SUM) {                                                       \
-            double part = 0;                                                                     \
-            _Pragma("omp simd reduction(+:part)") for (int64_t i = 0; i < n; i++) part += (double) x[i]; \
-            c->acc += part;                                                                      \
-        } else if (sx == 1 && c->kind == R_MAX) {                                                \
-            double m = -INFINITY;                                                                \
-            int nan = 0;                                                                         \
-            _Pragma("omp simd reduction(max:m) reduction(|:nan)") for (int64_t i = 0; i < n; i++) { \
-                double v = (double) x[i];                                                        \
-                nan |= v != v;                                                                   \
-                m = v > m ? v : m;                                                               \
+        int64_t sx = s[0], i = 0, ph = c->pos;                                                   \
+        int kind = c->kind;                                                                      \
+        double l[SUM_LANES];                                                                     \
+        for (int j = 0; j < SUM_LANES; j++) l[j] = c->lane[j];                                   \
+        /* up to the next multiple of 8 in logical position */                                   \
+        for (; i < n && ((ph + i) & (SUM_LANES - 1)); i++)                                        \
+            l[(ph + i) & (SUM_LANES - 1)] = red_step(kind, l[(ph + i) & (SUM_LANES - 1)], (double) x[i * sx]); \
+        if (sx == 1 && kind == R_SUM) {                                                          \
+            for (; i + SUM_LANES <= n; i += SUM_LANES) {                                         \
+                _Pragma("omp simd") for (int j = 0; j < SUM_LANES; j++) l[j] += (double) x[i + j]; \
             }                                                                                    \
-            c->acc = red_step(R_MAX, c->acc, nan ? NAN : m);                                     \
+        } else if (sx == 1 && kind == R_MAX) {                                                   \
+            for (; i + SUM_LANES <= n; i += SUM_LANES) {                                         \
+                _Pragma("omp simd") for (int j = 0; j < SUM_LANES; j++) {                        \
+                    double v = (double) x[i + j];                                                \
+                    l[j] = (v > l[j] || v != v) ? v : l[j];                                      \
+                }                                                                                \
+            }                                                                                    \
         } else if (sx == 1) {                                                                    \
-            double m = INFINITY;                                                                 \
-            int nan = 0;                                                                         \
-            _Pragma("omp simd reduction(min:m) reduction(|:nan)") for (int64_t i = 0; i < n; i++) { \
-                double v = (double) x[i];                                                        \
-                nan |= v != v;                                                                   \
-                m = v < m ? v : m;                                                               \
+            for (; i + SUM_LANES <= n; i += SUM_LANES) {                                         \
+                _Pragma("omp simd") for (int j = 0; j < SUM_LANES; j++) {                        \
+                    double v = (double) x[i + j];                                                \
+                    l[j] = (v < l[j] || v != v) ? v : l[j];                                      \
+                }                                                                                \
             }                                                                                    \
-            c->acc = red_step(R_MIN, c->acc, nan ? NAN : m);                                     \
-        } else {                                                                                 \
-            double acc = c->acc;                                                                 \
-            for (int64_t i = 0; i < n; i++) acc = red_step(c->kind, acc, (double) x[i * sx]);    \
-            c->acc = acc;                                                                        \
         }                                                                                        \
+        for (; i < n; i++)                                                                       \
+            l[(ph + i) & (SUM_LANES - 1)] = red_step(kind, l[(ph + i) & (SUM_LANES - 1)], (double) x[i * sx]); \
+        for (int j = 0; j < SUM_LANES; j++) c->lane[j] = l[j];                                   \
+        c->pos += n;                                                                             \
     } while (0)
 
 static void fold_row(void *vctx, char **p, const int64_t *s, int64_t n) {
@@ -118,9 +130,13 @@ static double fold_chunk(const red_plan *pl, int64_t m, int64_t chunk) {
     sp.base[0] = (char *) pl->x + xo * (int64_t) sp.esize[0];
     int64_t lo = chunk * RED_CHUNK, hi = lo + RED_CHUNK;
     if (hi > pl->Rn) hi = pl->Rn;
-    fold_ctx c = {pl->kind, pl->dt, red_init(pl->kind)};
+    fold_ctx c;
+    c.kind = pl->kind;
+    c.dt = pl->dt;
+    c.pos = lo;
+    for (int j = 0; j < SUM_LANES; j++) c.lane[j] = red_init(pl->kind);
     nd_walk(&sp, lo, hi, fold_row, &c);
-    return c.acc;
+    return lanes_fold(pl->kind, c.lane);
 }
 
 // ---- column mode: RED_LANES neighbouring outputs folded side by side -------------------------
@@ -128,15 +144,17 @@ static double fold_chunk(const red_plan *pl, int64_t m, int64_t chunk) {
 // When the outputs' innermost dim is contiguous in x and the reduced dims are not (a sum over
 // dim 0 of (N, C), the bias gradient of a linear layer), folding one output at a time would walk
 // x with a large stride. Instead a block of neighbouring outputs is folded together: for each
-// reduced element in the canonical order, acc[j] = step(acc[j], x[j]), a vector operation over j.
-// Each output still folds its elements in the same order as in row mode's strided path.
+// reduced element r in logical order, acc[r % 8][j] = step(acc[r % 8][j], x[j]), a vector
+// operation over j. Each output folds exactly as in row mode, so the two modes agree bit for bit.
 
-static void fold_columns(const red_plan *pl, int64_t m0, int64_t lanes, int64_t chunk, double *acc) {
+static void fold_columns(const red_plan *pl, int64_t m0, int64_t lanes, int64_t chunk, double *out) {
     int64_t xo, oo;
     kept_offsets(pl, m0, &xo, &oo);
     size_t es = dt_size(pl->dt);
     const char *base = pl->x + xo * (int64_t) es;
-    for (int64_t j = 0; j < lanes; j++) acc[j] = red_init(pl->kind);
+    double acc[SUM_LANES][RED_LANES];
+    for (int l = 0; l < SUM_LANES; l++)
+        for (int64_t j = 0; j < lanes; j++) acc[l][j] = red_init(pl->kind);
     int64_t lo = chunk * RED_CHUNK, hi = lo + RED_CHUNK;
     if (hi > pl->Rn) hi = pl->Rn;
     int R = pl->R;
@@ -147,24 +165,25 @@ static void fold_columns(const red_plan *pl, int64_t m0, int64_t lanes, int64_t 
         rem /= pl->rshape[d];
         off += idx[d] * pl->xr[d];
     }
+    int kind = pl->kind;
     for (int64_t r = lo; r < hi; r++) {
         const char *row = base + off * (int64_t) es;
-        int kind = pl->kind;
+        double *a = acc[r & (SUM_LANES - 1)];
         switch (pl->dt) {
 #define COLS(T)                                                                                  \
             {                                                                                    \
                 const T *x = (const T *) row;                                                    \
                 if (kind == R_SUM) {                                                             \
-                    _Pragma("omp simd") for (int64_t j = 0; j < lanes; j++) acc[j] += (double) x[j]; \
+                    _Pragma("omp simd") for (int64_t j = 0; j < lanes; j++) a[j] += (double) x[j]; \
                 } else if (kind == R_MAX) {                                                      \
                     _Pragma("omp simd") for (int64_t j = 0; j < lanes; j++) {                    \
                         double v = (double) x[j];                                                \
-                        acc[j] = (v > acc[j] || v != v) ? v : acc[j];                            \
+                        a[j] = (v > a[j] || v != v) ? v : a[j];                                  \
                     }                                                                            \
                 } else {                                                                         \
                     _Pragma("omp simd") for (int64_t j = 0; j < lanes; j++) {                    \
                         double v = (double) x[j];                                                \
-                        acc[j] = (v < acc[j] || v != v) ? v : acc[j];                            \
+                        a[j] = (v < a[j] || v != v) ? v : a[j];                                  \
                     }                                                                            \
                 }                                                                                \
             }
@@ -180,6 +199,11 @@ static void fold_columns(const red_plan *pl, int64_t m0, int64_t lanes, int64_t 
             off -= pl->xr[d] * pl->rshape[d];
             idx[d] = 0;
         }
+    }
+    for (int64_t j = 0; j < lanes; j++) {
+        double l[SUM_LANES];
+        for (int k = 0; k < SUM_LANES; k++) l[k] = acc[k][j];
+        out[j] = lanes_fold(kind, l);
     }
 }
 
@@ -211,6 +235,11 @@ int ISA_FN(k_reduce)(int kind, int dt, int keep_rank, int red_rank, const int64_
     pl.x = (const char *) x + x_off * (int64_t) dt_size(dt);
     pl.out = (char *) out + out_off * (int64_t) dt_size(dt);
     if (pl.M == 0) return ST_OK;
+    if (pl.Rn == 0) {
+        // Nothing to fold: every output is the fold's start value (0, -inf or +inf).
+        for (int64_t m = 0; m < pl.M; m++) store_result(&pl, m, red_init(kind));
+        return ST_OK;
+    }
     pl.nchunks = pl.Rn == 0 ? 1 : (pl.Rn + RED_CHUNK - 1) / RED_CHUNK;
 
     // Column mode when the innermost output dim is contiguous in x and the innermost reduced dim

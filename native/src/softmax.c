@@ -19,6 +19,9 @@ typedef struct { int is_log, dt; int64_t len, xs, os; } sm_ctx;
 // exp of a float32 shifted value, the same function in every path.
 static inline float sm_exp_f(float v) { return exp_f32(v); }
 
+// The sum of exponentials follows the canonical 8-lane order of isthmus.h (element k of a line
+// into lane k % 8), in all three paths, so a line gives the same bits whatever its layout.
+
 // ---- one contiguous line ----------------------------------------------------------------------
 
 static void line_f32(int is_log, const float *x, float *o, int64_t len) {
@@ -31,22 +34,30 @@ static void line_f32(int is_log, const float *x, float *o, int64_t len) {
         m = v > m ? v : m;
     }
     if (nan) m = NAN;
-    double sum = 0;
+    double l[SUM_LANES] = {0};
+    int64_t k = 0;
+    for (; k + 2 * SUM_LANES <= len; k += 2 * SUM_LANES) {
+        float e[2 * SUM_LANES];
+        #pragma omp simd
+        for (int j = 0; j < 2 * SUM_LANES; j++) e[j] = sm_exp_f(x[k + j] - m);
+        if (!is_log)
+            for (int j = 0; j < 2 * SUM_LANES; j++) o[k + j] = e[j];
+        #pragma omp simd
+        for (int j = 0; j < SUM_LANES; j++) l[j] = (l[j] + (double) e[j]) + (double) e[j + SUM_LANES];
+    }
+    for (; k < len; k++) {
+        float e = sm_exp_f(x[k] - m);
+        if (!is_log) o[k] = e;
+        l[k & (SUM_LANES - 1)] += (double) e;
+    }
+    double sum = lanes_sum(l);
     if (is_log) {
-        #pragma omp simd reduction(+:sum)
-        for (int64_t k = 0; k < len; k++) sum += (double) sm_exp_f(x[k] - m);
         double ls = log(sum);
         #pragma omp simd
-        for (int64_t k = 0; k < len; k++) o[k] = (float) (((double) x[k] - (double) m) - ls);
+        for (int64_t q = 0; q < len; q++) o[q] = (float) (((double) x[q] - (double) m) - ls);
     } else {
-        #pragma omp simd reduction(+:sum)
-        for (int64_t k = 0; k < len; k++) {
-            float e = sm_exp_f(x[k] - m);
-            o[k] = e;
-            sum += (double) e;
-        }
         #pragma omp simd
-        for (int64_t k = 0; k < len; k++) o[k] = (float) ((double) o[k] / sum);
+        for (int64_t q = 0; q < len; q++) o[q] = (float) ((double) o[q] / sum);
     }
 }
 
@@ -60,8 +71,9 @@ static void line_f64(int is_log, const double *x, double *o, int64_t len) {
         m = v > m ? v : m;
     }
     if (nan) m = NAN;
-    double sum = 0;
-    for (int64_t k = 0; k < len; k++) sum += exp(x[k] - m);
+    double l[SUM_LANES] = {0};
+    for (int64_t k = 0; k < len; k++) l[k & (SUM_LANES - 1)] += exp(x[k] - m);
+    double sum = lanes_sum(l);
     if (is_log) {
         double ls = log(sum);
         #pragma omp simd
@@ -75,18 +87,22 @@ static void line_f64(int is_log, const double *x, double *o, int64_t len) {
 
 #define LINE_STRIDED(T, EXPF)                                                                    \
     do {                                                                                         \
-        double m = -INFINITY;                                                                    \
+        T m = -INFINITY;                                                                         \
+        int nan = 0;                                                                             \
         for (int64_t k = 0; k < len; k++) {                                                      \
-            double v = (double) x[k * xs];                                                       \
-            m = (v != v || m != m) ? NAN : (v > m ? v : m);                                      \
+            T v = x[k * xs];                                                                     \
+            nan |= v != v;                                                                       \
+            m = v > m ? v : m;                                                                   \
         }                                                                                        \
-        double sum = 0;                                                                          \
-        for (int64_t k = 0; k < len; k++) sum += (double) EXPF(x[k * xs] - (T) m);               \
+        if (nan) m = NAN;                                                                        \
+        double l[SUM_LANES] = {0};                                                               \
+        for (int64_t k = 0; k < len; k++) l[k & (SUM_LANES - 1)] += (double) EXPF(x[k * xs] - m); \
+        double sum = lanes_sum(l);                                                               \
         if (is_log) {                                                                            \
             double ls = log(sum);                                                                \
-            for (int64_t k = 0; k < len; k++) o[k * os] = (T) (((double) x[k * xs] - m) - ls);   \
+            for (int64_t k = 0; k < len; k++) o[k * os] = (T) (((double) x[k * xs] - (double) m) - ls); \
         } else {                                                                                 \
-            for (int64_t k = 0; k < len; k++) o[k * os] = (T) ((double) EXPF(x[k * xs] - (T) m) / sum); \
+            for (int64_t k = 0; k < len; k++) o[k * os] = (T) ((double) EXPF(x[k * xs] - m) / sum); \
         }                                                                                        \
     } while (0)
 
@@ -103,9 +119,11 @@ static void strided_f64(int is_log, const double *x, int64_t xs, double *o, int6
 #define LINES_BLOCK(T, EXPF)                                                                     \
     do {                                                                                         \
         T m[SM_LANES];                                                                           \
-        double sum[SM_LANES];                                                                    \
+        double sum[SUM_LANES][SM_LANES];                                                         \
         int nan[SM_LANES];                                                                       \
-        for (int64_t j = 0; j < lanes; j++) { m[j] = -INFINITY; nan[j] = 0; sum[j] = 0; }        \
+        for (int64_t j = 0; j < lanes; j++) { m[j] = -INFINITY; nan[j] = 0; }                    \
+        for (int l = 0; l < SUM_LANES; l++)                                                      \
+            for (int64_t j = 0; j < lanes; j++) sum[l][j] = 0;                                   \
         for (int64_t k = 0; k < len; k++) {                                                      \
             const T *row = x + k * xs;                                                           \
             _Pragma("omp simd") for (int64_t j = 0; j < lanes; j++) {                            \
@@ -118,25 +136,31 @@ static void strided_f64(int is_log, const double *x, int64_t xs, double *o, int6
         for (int64_t k = 0; k < len; k++) {                                                      \
             const T *row = x + k * xs;                                                           \
             T *orow = o + k * os;                                                                \
+            double *acc = sum[k & (SUM_LANES - 1)];                                              \
             _Pragma("omp simd") for (int64_t j = 0; j < lanes; j++) {                            \
                 T e = EXPF(row[j] - m[j]);                                                       \
-                sum[j] += (double) e;                                                            \
+                acc[j] += (double) e;                                                            \
                 if (!is_log) orow[j] = e;                                                        \
             }                                                                                    \
         }                                                                                        \
+        double total[SM_LANES];                                                                  \
+        for (int64_t j = 0; j < lanes; j++) {                                                    \
+            double l[SUM_LANES];                                                                 \
+            for (int q = 0; q < SUM_LANES; q++) l[q] = sum[q][j];                                \
+            total[j] = is_log ? log(lanes_sum(l)) : lanes_sum(l);                                \
+        }                                                                                        \
         if (is_log) {                                                                            \
-            for (int64_t j = 0; j < lanes; j++) sum[j] = log(sum[j]);                            \
             for (int64_t k = 0; k < len; k++) {                                                  \
                 const T *row = x + k * xs;                                                       \
                 T *orow = o + k * os;                                                            \
                 _Pragma("omp simd") for (int64_t j = 0; j < lanes; j++)                          \
-                    orow[j] = (T) (((double) row[j] - (double) m[j]) - sum[j]);                  \
+                    orow[j] = (T) (((double) row[j] - (double) m[j]) - total[j]);                \
             }                                                                                    \
         } else {                                                                                 \
             for (int64_t k = 0; k < len; k++) {                                                  \
                 T *orow = o + k * os;                                                            \
                 _Pragma("omp simd") for (int64_t j = 0; j < lanes; j++)                          \
-                    orow[j] = (T) ((double) orow[j] / sum[j]);                                   \
+                    orow[j] = (T) ((double) orow[j] / total[j]);                                 \
             }                                                                                    \
         }                                                                                        \
     } while (0)

@@ -16,9 +16,21 @@ public final class Main {
     static final int USAGE = 2;
 
     public static void main(String[] args) {
+        quietLogFormat();
         int status = run(args, System.out, System.err);
         System.out.flush();
         if (status != 0) System.exit(status);
+    }
+
+    /**
+     * slf4j-simple (the CLI's binding) prints "[main] INFO dev.isthmus.backend.Backends - ..."; the
+     * CLI shows the message alone. Settings given on the command line win.
+     */
+    private static void quietLogFormat() {
+        for (String[] kv : new String[][] {{"org.slf4j.simpleLogger.showThreadName", "false"},
+                {"org.slf4j.simpleLogger.showLogName", "false"}, {"org.slf4j.simpleLogger.levelInBrackets", "false"}}) {
+            if (System.getProperty(kv[0]) == null) System.setProperty(kv[0], kv[1]);
+        }
     }
 
     /** Runs one command and returns its exit status; nothing here calls {@code System.exit}. */
