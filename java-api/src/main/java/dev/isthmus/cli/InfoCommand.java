@@ -42,6 +42,7 @@ final class InfoCommand {
             }
         }
 
+        Backends.Choice choice = Backends.choice(); // first: its log line then precedes the report
         out.println("Isthmus " + version() + ": a native-accelerated tensor core for the JVM");
 
         section(out, "JDK");
@@ -54,7 +55,6 @@ final class InfoCommand {
                 + String.format(Locale.ROOT, "%.1f GiB", rt.maxMemory() / (double) (1L << 30)));
 
         section(out, "Backends");
-        Backends.Choice choice = Backends.choice();
         Backend cpu = choice.cpu();
         if (cpu == null) row(out, "cpu", "no backend: " + choice.reason());
         else row(out, "cpu", "served by '" + cpu.name() + "': " + choice.reason());

@@ -68,7 +68,8 @@ public final class Main {
 
                 Commands:
                   reproduce [name]  run the paper reproductions (none are registered yet)
-                  test [maven args] build and run the whole test suite with Maven
+                  test [maven args] build and run the whole test suite with Maven, on the native
+                                    backend and again on the reference backend alone
                                     (e.g. ./isthmus test -Dtest=GradCheckTest)
                   bench             benchmarks (they arrive with the native backend)
                   info              JDK, backends, native libraries, data sets and the op registry

@@ -73,7 +73,7 @@ class NativeKernelsTest {
     }
 
     /** Sizes around the vector widths, and one past the parallel grain with a remainder. */
-    private static final long[][] SHAPES = {{1}, {7}, {16}, {33}, {3, 5}, {17, 31}, {4, 3, 129}, {211, 317}};
+    private static final long[][] SHAPES = {{1}, {7}, {33}, {3, 5}, {17, 31}, {4, 3, 129}, {181, 191}};
     private static final Set<Unary> EXACT_UNARY = EnumSet.of(Unary.NEG, Unary.ABS, Unary.SIGN, Unary.STEP, Unary.SQRT);
     private static final Set<Binary> EXACT_BINARY = EnumSet.complementOf(EnumSet.of(Binary.POW));
 
@@ -92,6 +92,7 @@ class NativeKernelsTest {
             for (long[] shape : SHAPES)
                 for (Layout[] io : pairs)
                     for (Unary kind : Unary.values()) {
+                        if (Strided.numel(shape) > 10000 && io[0] != Layout.DENSE && io[0] != Layout.TRANSPOSED) continue;
                         try (Arena a = Arena.ofConfined()) {
                             Strided x = random(view(a, dt, io[0], shape), new Generator(shape.length * 31L + kind.ordinal()), 3, true);
                             Strided ro = poison(view(a, dt, io[1], shape));
@@ -110,7 +111,7 @@ class NativeKernelsTest {
 
     @Test
     void binaryEveryKindWithBroadcasting() {
-        long[][] shapes = {{7}, {33, 17}, {5, 3, 129}, {257, 131}};
+        long[][] shapes = {{7}, {33, 17}, {5, 3, 129}, {181, 191}};
         for (DType dt : DType.values())
             for (long[] shape : shapes)
                 for (Layout la : Layout.values())

@@ -146,9 +146,14 @@ class OpConformanceTest {
     static List<GradCase> all() {
         List<GradCase> cases = new ArrayList<>(GradCheckTest.cases());
         cases.addAll(notDifferentiable());
-        cases.addAll(oddSizes());
+        List<GradCase> odd = oddSizes();
+        ODD.addAll(odd);
+        cases.addAll(odd);
         return cases;
     }
+
+    /** The large cases take one seed per layout (their size gives them plenty of values). */
+    private static final Set<GradCase> ODD = java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
 
     @Test
     void everyRegisteredOpIsCovered() {
@@ -163,7 +168,7 @@ class OpConformanceTest {
         NativeBackend nat = Conformance.nativeBackend();
         return all().stream().flatMap(c -> Stream.of(false, true).map(transposed ->
                 DynamicTest.dynamicTest(c + (transposed ? " [transposed inputs]" : ""), () -> {
-                    for (long seed : SEEDS) {
+                    for (long seed : ODD.contains(c) ? new long[] {SEEDS[transposed ? 1 : 0]} : SEEDS) {
                         DType dtype = DType.FLOAT32;
                         Conformance.Result ref;
                         try {

@@ -46,7 +46,8 @@ public final class NativeLibrary {
     /** Where libisthmus.so came from, for {@code describe()} and the log line. */
     public enum Origin {
         PROPERTY("from -D" + LIBRARY_PROPERTY), ENV("from $" + LIBRARY_ENV),
-        EXTRACTED("extracted from the isthmus-native jar"), CACHED("cached copy of the isthmus-native jar's");
+        EXTRACTED("extracted from the isthmus-native jar just now"),
+        CACHED("extracted from the isthmus-native jar on an earlier start");
 
         private final String text;
 
