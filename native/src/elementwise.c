@@ -38,7 +38,7 @@ typedef struct { int src_dt, dst_dt; } copy_ctx;
 static void copy_row(void *vctx, char **p, const int64_t *s, int64_t n) {
     const copy_ctx *c = vctx;
     if (c->src_dt == c->dst_dt && s[0] == 1 && s[1] == 1) {
-        memcpy(p[1], p[0], (size_t) n * dt_size(c->dst_dt));
+        memmove(p[1], p[0], (size_t) n * dt_size(c->dst_dt)); // identical views may alias
         return;
     }
     switch (c->src_dt * 3 + c->dst_dt) {

@@ -14,6 +14,7 @@ import dev.isthmus.tensor.Generator;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.condition.DisabledIfSystemProperty;
 
 import java.lang.foreign.Arena;
 import java.util.ArrayList;
@@ -40,6 +41,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * kernel never writes, or one written outside the output view, fails the comparison. Reductions
  * and softmax must give identical bits for any thread count, ISA and operand layout.
  */
+@DisabledIfSystemProperty(named = "isthmus.backend", matches = "reference",
+        disabledReason = "the native backend is forced off in this run")
 class NativeKernelsTest {
     private static final Backend REF = ReferenceBackend.INSTANCE;
     private static NativeBackend nat;

@@ -22,8 +22,10 @@ import dev.isthmus.ops.Shapes;
 import dev.isthmus.ops.Sparse;
 import dev.isthmus.tensor.Generator;
 import dev.isthmus.tensor.Tensor;
+import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.DynamicTest;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.condition.DisabledIfSystemProperty;
 import org.junit.jupiter.api.TestFactory;
 
 import java.util.ArrayList;
@@ -49,6 +51,8 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
  * float64 (and so cannot take float32 inputs) runs in float64, with 1e-10 + 1e-8 |reference|.
  * No call may fall back from the native kernels to the reference backend.
  */
+@DisabledIfSystemProperty(named = "isthmus.backend", matches = "reference",
+        disabledReason = "the native backend is forced off in this run")
 class OpConformanceTest {
     private static final long[] SEEDS = {5, 6, 7};
 
@@ -155,6 +159,17 @@ class OpConformanceTest {
     /** The large cases take one seed per layout (their size gives them plenty of values). */
     private static final Set<GradCase> ODD = java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
 
+    /** Cases whose float64 constants kept them in float64, reported after the run. */
+    private static final Set<String> IN_FLOAT64 = java.util.concurrent.ConcurrentHashMap.newKeySet();
+
+    @AfterAll
+    static void report() {
+        if (!IN_FLOAT64.isEmpty()) {
+            System.out.println("conformance: " + IN_FLOAT64.size() + " cases ran in float64 (float64 constants): "
+                    + new TreeSet<>(IN_FLOAT64));
+        }
+    }
+
     @Test
     void everyRegisteredOpIsCovered() {
         Set<String> covered = all().stream().map(GradCase::op).collect(Collectors.toSet());
@@ -177,6 +192,7 @@ class OpConformanceTest {
                             if (!String.valueOf(e.getMessage()).contains("dtypes differ")) throw e;
                             // The case's constants are float64: check it there.
                             dtype = DType.FLOAT64;
+                            IN_FLOAT64.add(c.toString());
                             ref = Conformance.run(ReferenceBackend.INSTANCE, c, seed, transposed, dtype);
                         }
                         long before = nat.fallbacks();

@@ -1,6 +1,7 @@
 package dev.isthmus.backend.nativecpu;
 
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.condition.DisabledIfSystemProperty;
 import org.junit.jupiter.api.io.TempDir;
 
 import java.io.IOException;
@@ -29,6 +30,8 @@ import static org.junit.jupiter.api.Assertions.fail;
  * packaged library is extracted once per version and content into the cache and reused, the
  * overrides are honoured, and a forced backend that cannot load fails with its reason.
  */
+@DisabledIfSystemProperty(named = "isthmus.backend", matches = "reference",
+        disabledReason = "the native backend is forced off in this run")
 class NativeLoadingTest {
 
     private static NativeBackend backend() {
