@@ -56,11 +56,57 @@ static void copy_row(void *vctx, char **p, const int64_t *s, int64_t n) {
     }
 }
 
+// A transposing copy (contiguous(transpose(x)), permute then contiguous): the destination runs
+// along the last dim, the source along the one before. Row by row, every source read would touch
+// a new cache line; TILE x TILE blocks keep both sides in L1. Same dtype only: raw elements move,
+// which is what the reference's copy does for equal dtypes.
+#define TILE 32
+
+static int copy_transposed(const nd_space *sp, int64_t n) {
+    int r = sp->rank;
+    int64_t rows = sp->shape[r - 2], cols = sp->shape[r - 1];
+    int64_t s_row = sp->stride[0][r - 2], s_col = sp->stride[0][r - 1]; // s_row == 1
+    int64_t d_row = sp->stride[1][r - 2];                                // d_col == 1
+    int64_t outer = n / (rows * cols);
+    int64_t tiles_r = (rows + TILE - 1) / TILE, tiles_c = (cols + TILE - 1) / TILE;
+    size_t es = sp->esize[0];
+    #pragma omp parallel for schedule(static) num_threads(par_threads(n))
+    for (int64_t t = 0; t < outer * tiles_r * tiles_c; t++) {
+        int64_t o = t / (tiles_r * tiles_c), tr = (t / tiles_c) % tiles_r, tc = t % tiles_c;
+        // The outer dims' offsets of slab o.
+        int64_t so = 0, dof = 0, rem = o;
+        for (int d = r - 3; d >= 0; d--) {
+            int64_t i = rem % sp->shape[d];
+            rem /= sp->shape[d];
+            so += i * sp->stride[0][d];
+            dof += i * sp->stride[1][d];
+        }
+        int64_t i0 = tr * TILE, i1 = i0 + TILE < rows ? i0 + TILE : rows;
+        int64_t j0 = tc * TILE, j1 = j0 + TILE < cols ? j0 + TILE : cols;
+        if (es == 4) {
+            const uint32_t *s = (const uint32_t *) sp->base[0] + so;
+            uint32_t *d = (uint32_t *) sp->base[1] + dof;
+            for (int64_t i = i0; i < i1; i++)
+                for (int64_t j = j0; j < j1; j++) d[i * d_row + j] = s[i * s_row + j * s_col];
+        } else {
+            const uint64_t *s = (const uint64_t *) sp->base[0] + so;
+            uint64_t *d = (uint64_t *) sp->base[1] + dof;
+            for (int64_t i = i0; i < i1; i++)
+                for (int64_t j = j0; j < j1; j++) d[i * d_row + j] = s[i * s_row + j * s_col];
+        }
+    }
+    return ST_OK;
+}
+
 int ISA_FN(k_copy)(int rank, const int64_t *meta, int src_dt, const void *src, int dst_dt, void *dst) {
     nd_space sp;
     void *ptrs[2] = {(void *) src, dst};
     int dts[2] = {src_dt, dst_dt};
     int64_t n = nd_init(&sp, rank, meta, 2, ptrs, dts);
+    int r = sp.rank;
+    if (src_dt == dst_dt && r >= 2 && sp.stride[1][r - 1] == 1 && sp.stride[0][r - 2] == 1 && sp.stride[0][r - 1] != 1
+        && sp.shape[r - 1] >= TILE && sp.shape[r - 2] >= TILE)
+        return copy_transposed(&sp, n);
     copy_ctx c = {src_dt, dst_dt};
     nd_run(&sp, n, copy_row, &c);
     return ST_OK;

@@ -186,6 +186,26 @@ class NativeKernelsTest {
     }
 
     @Test
+    void transposingCopiesTakeTheTiledPath() {
+        // (outer, rows, cols) with the source transposed in its last two dims: the blocked copy,
+        // with partial tiles at both edges and an outer dim.
+        for (DType dt : DType.values())
+            for (long[] shape : new long[][] {{3, 40, 67}, {1, 32, 32}, {2, 97, 33}, {333, 257}}) {
+                try (Arena a = Arena.ofConfined()) {
+                    Strided x = random(view(a, dt, Layout.TRANSPOSED, shape), new Generator(shape[0]), 10, true);
+                    Strided ro = poison(view(a, dt, Layout.DENSE, shape));
+                    Strided fresh = twin(a, ro);
+                    REF.copy(x, ro);
+                    eachIsa(isa -> {
+                        Strided no = twin(a, fresh);
+                        nat.copy(x, no);
+                        assertStoragesClose(isa + " transposing copy " + dt + " " + java.util.Arrays.toString(shape), ro, no, 0, 0);
+                    });
+                }
+            }
+    }
+
+    @Test
     void fillAndWhere() {
         forEachIsa(isa -> {
             for (DType dt : DType.values())
