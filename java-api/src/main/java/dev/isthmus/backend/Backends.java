@@ -144,7 +144,11 @@ public final class Backends {
         }
     }
 
-    /** One line per backend: its name, whether it is active, and why. */
+    /**
+     * One line per backend: its name, whether it is active and why; for the native backend also its
+     * kernels' instruction set, the CPU's features, the thread count, OpenBLAS's version and the
+     * library file (or why it did not load).
+     */
     public static List<String> describe() {
         Choice c = choice();
         List<String> lines = new ArrayList<>();
@@ -153,9 +157,11 @@ public final class Backends {
         String nativeLine = "native (C + OpenBLAS): ";
         if (a == null) nativeLine += "not loaded (-D" + BACKEND_PROPERTY + "=" + c.requested() + ")";
         else if (!a.available()) nativeLine += "unavailable: " + a.failure();
-        else nativeLine += (active == a.backend() ? "active for cpu" : "loaded, not active") + "; " + a.backend().summary();
+        else nativeLine += (active == a.backend() ? "active for cpu (" + c.reason() + ")" : "loaded, not active") + "; "
+                + a.backend().summary();
         lines.add(nativeLine);
-        lines.add("reference (plain Java, the oracle): " + (active == ReferenceBackend.INSTANCE ? "active for cpu" : "standby"));
+        lines.add("reference (plain Java, the oracle): "
+                + (active == ReferenceBackend.INSTANCE ? "active for cpu (" + c.reason() + ")" : "standby"));
         lines.add("cuda: not built yet");
         return lines;
     }

@@ -70,7 +70,8 @@ class CliTest {
         assertTrue(out.contains("served by '" + active + "': "), out);
         assertTrue(out.contains("native (C + OpenBLAS): "), out);
         if (active.equals("native")) {
-            assertTrue(out.contains("native (C + OpenBLAS): active for cpu; kernels "), out);
+            assertTrue(out.contains("native (C + OpenBLAS): active for cpu ("), out);
+            assertTrue(out.contains(" threads, OpenBLAS "), out);
             assertTrue(out.contains("OpenBLAS (used by the native backend): OpenBLAS "), out);
             assertTrue(out.contains("isthmus native kernels (libisthmus.so "), out);
         } else {
