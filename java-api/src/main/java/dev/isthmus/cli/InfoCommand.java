@@ -2,7 +2,6 @@ package dev.isthmus.cli;
 
 import dev.isthmus.backend.Backend;
 import dev.isthmus.backend.Backends;
-import dev.isthmus.backend.Device;
 import dev.isthmus.ops.Op;
 import dev.isthmus.ops.OpRegistry;
 
@@ -43,6 +42,7 @@ final class InfoCommand {
             }
         }
 
+        Backends.Choice choice = Backends.choice(); // first: its log line then precedes the report
         out.println("Isthmus " + version() + ": a native-accelerated tensor core for the JVM");
 
         section(out, "JDK");
@@ -55,9 +55,9 @@ final class InfoCommand {
                 + String.format(Locale.ROOT, "%.1f GiB", rt.maxMemory() / (double) (1L << 30)));
 
         section(out, "Backends");
-        Backend cpu = Backends.forDevice(Device.CPU);
-        row(out, "cpu", "served by '" + cpu.name() + "': it is the only cpu backend in this build "
-                + "(faster ones are checked against it and take over when they are built)");
+        Backend cpu = choice.cpu();
+        if (cpu == null) row(out, "cpu", "no backend: " + choice.reason());
+        else row(out, "cpu", "served by '" + cpu.name() + "': " + choice.reason());
         for (String line : Backends.describe()) out.println("  - " + line);
 
         section(out, "Native libraries");
@@ -83,7 +83,7 @@ final class InfoCommand {
         } else {
             out.println("  (./isthmus info --ops lists them)");
         }
-        return 0;
+        return cpu == null ? 1 : 0;
     }
 
     private static void section(PrintStream out, String title) {

@@ -17,9 +17,21 @@ public final class Main {
     static final int USAGE = 2;
 
     public static void main(String[] args) {
+        quietLogFormat();
         int status = run(args, System.out, System.err);
         System.out.flush();
         if (status != 0) System.exit(status);
+    }
+
+    /**
+     * slf4j-simple (the CLI's binding) prints "[main] INFO dev.isthmus.backend.Backends - ..."; the
+     * CLI shows the message alone. Settings given on the command line win.
+     */
+    private static void quietLogFormat() {
+        for (String[] kv : new String[][] {{"org.slf4j.simpleLogger.showThreadName", "false"},
+                {"org.slf4j.simpleLogger.showLogName", "false"}, {"org.slf4j.simpleLogger.levelInBrackets", "false"}}) {
+            if (System.getProperty(kv[0]) == null) System.setProperty(kv[0], kv[1]);
+        }
     }
 
     /** Runs one command and returns its exit status; nothing here calls {@code System.exit}. */
@@ -62,7 +74,8 @@ public final class Main {
 
                 Commands:
                   reproduce [name]  run the paper reproductions (none are registered yet)
-                  test [maven args] build and run the whole test suite with Maven
+                  test [maven args] build and run the whole test suite with Maven, on the native
+                                    backend and again on the reference backend alone
                                     (e.g. ./isthmus test -Dtest=GradCheckTest)
                   bench --json FILE JMH benchmarks of the op cases shared with the PyTorch baseline, written
                                     as JSON for ../shared/bench/compare.py; --sgemm for the SGEMM headline

@@ -1,5 +1,9 @@
 package dev.isthmus.cli;
 
+import dev.isthmus.backend.Backends;
+import dev.isthmus.backend.nativecpu.NativeBackend;
+import dev.isthmus.backend.nativecpu.NativeLibrary;
+
 import java.lang.foreign.Arena;
 import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.Linker;
@@ -12,18 +16,32 @@ import java.util.List;
 import java.util.Optional;
 
 /**
- * What {@code info} says about native code: Isthmus's own native libraries (none are built yet) and
- * the system libraries the coming backends will call, probed through the FFM API. A probe only
- * loads a library and asks its version; failures are reported, never thrown.
+ * What {@code info} says about native code: Isthmus's own native library (as the native backend
+ * loaded it), OpenBLAS (the one the native backend uses, or a probe of the system's when the
+ * backend did not load it) and the CUDA driver, probed through the FFM API. A probe only loads a
+ * library and asks its version; failures are reported, never thrown.
  */
 final class NativeLibraries {
     private NativeLibraries() {}
 
     static List<String> describe() {
         List<String> lines = new ArrayList<>();
-        lines.add("isthmus native kernels (C, native/): not built yet; they arrive with the native backend");
+        Backends.Choice choice = Backends.choice();
+        Optional<NativeBackend> nb = Backends.nativeBackend();
+        if (nb.isPresent()) {
+            NativeBackend n = nb.get();
+            lines.add("isthmus native kernels (libisthmus.so " + n.version() + "): " + n.library().path() + " ("
+                    + n.library().origin() + "), kernels " + n.isa() + ", " + n.threads() + " threads");
+            lines.add("OpenBLAS (used by the native backend): " + n.openBlasConfig() + ", "
+                    + n.openBlasThreads() + " threads, loaded as " + NativeLibrary.openBlasName());
+        } else {
+            NativeBackend.Availability a = choice.nativeStatus();
+            lines.add("isthmus native kernels (libisthmus.so): "
+                    + (a == null ? "not loaded (-D" + Backends.BACKEND_PROPERTY + "=" + choice.requested() + ")"
+                    : "unavailable: " + a.failure()));
+            lines.add("OpenBLAS on this system: " + openBlas());
+        }
         lines.add("isthmus CUDA kernels (kernels/): not built yet; they arrive with the CUDA backend");
-        lines.add("OpenBLAS on this system: " + openBlas());
         lines.add("CUDA driver on this system: " + cudaDriver());
         return lines;
     }
@@ -41,9 +59,9 @@ final class NativeLibraries {
     }
 
     static String openBlas() {
-        String[] names = {"libopenblas.so.0", "libopenblas.so", "libopenblas.dylib"};
+        String[] names = {NativeLibrary.openBlasName(), "libopenblas.so.0", "libopenblas.so", "libopenblas.dylib"};
         Optional<SymbolLookup> lib = load(names);
-        if (lib.isEmpty()) return "not found (apt-get install libopenblas0)";
+        if (lib.isEmpty()) return "not found (apt-get install libopenblas0-pthread)";
         try {
             MemorySegment fn = lib.get().find("openblas_get_config").orElse(null);
             if (fn == null) return "found, but it has no openblas_get_config";

@@ -1,5 +1,7 @@
 package dev.isthmus.cli;
 
+import dev.isthmus.backend.Backends;
+import dev.isthmus.backend.Device;
 import dev.isthmus.ops.OpRegistry;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -62,9 +64,20 @@ class CliTest {
         assertEquals(0, r.status(), r.err());
         String out = r.out();
         assertTrue(out.contains(Runtime.version().toString()), out);
-        assertTrue(out.contains("served by 'reference'"), out);
-        assertTrue(out.contains("native (C + OpenBLAS): not built yet"), out);
-        assertTrue(out.contains("OpenBLAS on this system: "), out);
+        // Whichever backend serves the cpu in this run (the suite runs once with the native backend
+        // and once with -Disthmus.backend=reference), info names it and says why.
+        String active = Backends.forDevice(Device.CPU).name();
+        assertTrue(out.contains("served by '" + active + "': "), out);
+        assertTrue(out.contains("native (C + OpenBLAS): "), out);
+        if (active.equals("native")) {
+            assertTrue(out.contains("native (C + OpenBLAS): active for cpu ("), out);
+            assertTrue(out.contains(" threads, OpenBLAS "), out);
+            assertTrue(out.contains("OpenBLAS (used by the native backend): OpenBLAS "), out);
+            assertTrue(out.contains("isthmus native kernels (libisthmus.so "), out);
+        } else {
+            assertTrue(out.contains("reference (plain Java, the oracle): active for cpu"), out);
+            assertTrue(out.contains("OpenBLAS on this system: "), out);
+        }
         for (DataSets.Known k : DataSets.known()) assertTrue(out.contains(k.name()), out);
         assertTrue(out.contains("registry  " + OpRegistry.ALL.size() + " ops"), out);
         Result ops = run("info", "--ops");

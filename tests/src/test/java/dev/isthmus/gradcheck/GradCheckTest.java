@@ -17,10 +17,10 @@ import java.util.stream.Stream;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
 /** First- and second-order finite-difference checks of every differentiable op in the registry. */
-class GradCheckTest {
+public class GradCheckTest {
     private static final long[] SEEDS = {11, 12};
 
-    static List<GradCase> cases() {
+    public static List<GradCase> cases() {
         List<GradCase> all = new ArrayList<>();
         all.addAll(CoreCases.all());
         all.addAll(ConvCases.all());

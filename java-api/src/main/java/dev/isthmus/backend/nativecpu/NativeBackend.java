@@ -1,0 +1,793 @@
+package dev.isthmus.backend.nativecpu;
+
+import dev.isthmus.backend.Backend;
+import dev.isthmus.backend.DType;
+import dev.isthmus.backend.Device;
+import dev.isthmus.backend.Kernels;
+import dev.isthmus.backend.Storage;
+import dev.isthmus.backend.Strided;
+import dev.isthmus.backend.ref.ReferenceBackend;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.Arrays;
+import java.util.Locale;
+import java.util.concurrent.atomic.LongAdder;
+
+/**
+ * The native CPU backend: C kernels in libisthmus.so (sources in {@code native/src}, one file per
+ * op family) for every {@link Backend} method, and OpenBLAS for {@link #matmul}.
+ *
+ * <p>Every method first checks its operands in Java ({@link Layouts#check}: live CPU storage, a
+ * layout whose every element lies inside the storage, the shapes and dtypes the method's contract
+ * names) and throws on a violation, exactly where the reference backend would fail. It then
+ * coalesces dims, writes the shapes and strides into a small confined-arena segment and calls C.
+ * Cases the C kernels do not take are handed to the {@link ReferenceBackend}, which defines the
+ * result: an output whose elements overlap (an expanded view), an input overlapping the output
+ * with another layout, dtype combinations the op layer never makes, more dims than
+ * {@code isthmus_max_rank} after coalescing, read-only or heap memory. {@link #fallbacks()} counts
+ * them.
+ *
+ * <p>Threads: {@code -Disthmus.threads=N} (default: every core) for both the kernels' OpenMP loops
+ * and OpenBLAS. Results do not depend on it: elementwise kernels split work without changing any
+ * arithmetic, reductions fold fixed-size chunks in a fixed order, and scatter/fold kernels split
+ * only where no two threads touch one element. {@code -Disthmus.native.isa=avx512|avx2|generic}
+ * picks the kernels' instruction set (default: the best the CPU has).
+ */
+public final class NativeBackend implements Backend {
+    private static final ReferenceBackend REF = ReferenceBackend.INSTANCE;
+    public static final String THREADS_PROPERTY = "isthmus.threads";
+    public static final String ISA_PROPERTY = "isthmus.native.isa";
+
+    private final NativeLibrary.Located library;
+    private final int maxRank;
+    private final LongAdder fallbacks = new LongAdder();
+    private volatile String lastFallback = "";
+
+    private NativeBackend(NativeLibrary.Located library, int maxRank) {
+        this.library = library;
+        this.maxRank = maxRank;
+    }
+
+    // ---- loading --------------------------------------------------------------------------------
+
+    /** The outcome of loading: a backend, or the reason there is none. */
+    public record Availability(NativeBackend backend, String failure) {
+        public boolean available() { return backend != null; }
+    }
+
+    private static Availability availability;
+
+    /** Loads the native backend on first call (both libraries, every binding); the outcome is kept. */
+    public static synchronized Availability availability() {
+        if (availability == null) {
+            try {
+                availability = new Availability(load(), null);
+            } catch (NativeLibrary.LoadException e) {
+                availability = new Availability(null, e.getMessage());
+            }
+        }
+        return availability;
+    }
+
+    /** The native backend; throws with the reason when it cannot load. */
+    public static NativeBackend instance() {
+        Availability a = availability();
+        if (!a.available()) throw new IllegalStateException("the native backend is unavailable: " + a.failure());
+        return a.backend();
+    }
+
+    private static NativeBackend load() throws NativeLibrary.LoadException {
+        NativeLibrary.Located located = NativeLibrary.locate();
+        var isthmus = NativeLibrary.load(located.path());
+        var openBlas = NativeLibrary.loadOpenBlas();
+        NativeLibrary.link(isthmus, openBlas);
+        int abi, maxRank;
+        try {
+            abi = (int) NativeBindings.ABI.invokeExact();
+            maxRank = (int) NativeBindings.MAX_RANK.invokeExact();
+        } catch (ExceptionInInitializerError e) {
+            Throwable cause = e.getCause() == null ? e : e.getCause();
+            throw new NativeLibrary.LoadException("cannot bind the native functions: " + cause.getMessage(), cause);
+        } catch (Throwable t) {
+            throw new NativeLibrary.LoadException("cannot call into " + located.path() + ": " + t, t);
+        }
+        if (abi != NativeBindings.ABI_VERSION) {
+            throw new NativeLibrary.LoadException(located.path() + " has native ABI " + abi + " but this build expects "
+                    + NativeBindings.ABI_VERSION + " (a stale library?)");
+        }
+        NativeBackend backend = new NativeBackend(located, maxRank);
+        try {
+            NativeBindings.SET_BLAS.invokeExact(NativeBindings.CBLAS_SGEMM, NativeBindings.CBLAS_DGEMM);
+        } catch (Throwable t) {
+            throw new NativeLibrary.LoadException("cannot register OpenBLAS with libisthmus: " + t, t);
+        }
+        backend.setThreads(threadsSetting());
+        String isa = System.getProperty(ISA_PROPERTY, "auto").strip().toLowerCase(Locale.ROOT);
+        try {
+            backend.setIsa(isa.isEmpty() ? "auto" : isa);
+        } catch (IllegalArgumentException e) {
+            throw new NativeLibrary.LoadException("-D" + ISA_PROPERTY + ": " + e.getMessage(), e);
+        }
+        return backend;
+    }
+
+    private static int threadsSetting() throws NativeLibrary.LoadException {
+        String v = System.getProperty(THREADS_PROPERTY);
+        if (v == null || v.isBlank()) return Runtime.getRuntime().availableProcessors();
+        try {
+            int n = Integer.parseInt(v.strip());
+            if (n >= 1) return n;
+        } catch (NumberFormatException e) {
+            // reported below
+        }
+        throw new NativeLibrary.LoadException("-D" + THREADS_PROPERTY + "=" + v + " is not a positive thread count");
+    }
+
+    // ---- settings and facts ---------------------------------------------------------------------
+
+    /** Threads for the kernels' parallel loops and for OpenBLAS. */
+    public void setThreads(int n) {
+        if (n < 1) throw new IllegalArgumentException("thread count must be positive, got " + n);
+        try {
+            NativeBindings.SET_THREADS.invokeExact(n);
+            NativeBindings.OPENBLAS_SET_NUM_THREADS.invokeExact(n);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public int threads() {
+        try {
+            return (int) NativeBindings.GET_THREADS.invokeExact();
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** Selects the kernels' instruction set: auto, avx512, avx2 or generic. */
+    public void setIsa(String name) {
+        int st;
+        try (Arena a = Arena.ofConfined()) {
+            st = (int) NativeBindings.SET_ISA.invokeExact(a.allocateFrom(name));
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+        if (st == -1) throw new IllegalArgumentException("unknown instruction set '" + name + "' (auto, avx512, avx2, generic)");
+        if (st == -2) throw new IllegalArgumentException("this CPU cannot run the " + name + " kernels (it has: " + cpuFeatures() + ")");
+    }
+
+    /** True when this CPU can run the named instruction set's kernels. */
+    public boolean isaSupported(String name) {
+        try (Arena a = Arena.ofConfined()) {
+            return (int) NativeBindings.ISA_SUPPORTED.invokeExact(a.allocateFrom(name)) == 1;
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** The instruction set of the kernels in use: avx512, avx2 or generic. */
+    public String isa() { return string(NativeBindings.ISA); }
+
+    /** The vector features the CPU reports. */
+    public String cpuFeatures() { return string(NativeBindings.CPU_FEATURES); }
+
+    public String version() { return string(NativeBindings.VERSION); }
+
+    /** OpenBLAS's own description: version, build options and the core it chose. */
+    public String openBlasConfig() {
+        return string(NativeBindings.OPENBLAS_GET_CONFIG) + " (core " + string(NativeBindings.OPENBLAS_GET_CORENAME) + ")";
+    }
+
+    public int openBlasThreads() {
+        try {
+            return (int) NativeBindings.OPENBLAS_GET_NUM_THREADS.invokeExact();
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public NativeLibrary.Located library() { return library; }
+
+    /** Calls handed to the reference backend so far, and the reason for the latest. */
+    public long fallbacks() { return fallbacks.sum(); }
+
+    public String lastFallback() { return lastFallback; }
+
+    /** One line: ISA, CPU features, threads, OpenBLAS, library. */
+    public String summary() {
+        return "kernels " + isa() + " (cpu: " + cpuFeatures() + "), " + threads() + " threads, "
+                + openBlasConfig().strip() + ", library " + library.path() + " (" + library.origin() + ")";
+    }
+
+    private static String string(java.lang.invoke.MethodHandle h) {
+        try {
+            MemorySegment p = (MemorySegment) h.invokeExact();
+            return p.reinterpret(4096).getString(0).strip();
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    // ---- Backend ----------------------------------------------------------------------------------
+
+    @Override public String name() { return "native"; }
+
+    @Override public Device device() { return Device.CPU; }
+
+    @Override public Storage allocate(DType dtype, long numel, Arena arena) {
+        long bytes = Math.max(1, numel) * dtype.byteSize();
+        return new Storage(arena.allocate(bytes, 64), dtype, numel, Device.CPU);
+    }
+
+    @Override public void copy(Strided src, Strided dst) {
+        String op = "copy";
+        Layouts.check(op, "src", src);
+        Layouts.check(op, "dst", dst);
+        sameShape(op, dst, src);
+        if (dst.numel() == 0) return;
+        String why = outputProblem(dst, src);
+        if (why == null) {
+            Layouts.Space sp = Layouts.coalesce(dst.shape(), new long[][] {src.strides(), dst.strides()}, 1);
+            if (sp.rank() <= maxRank) {
+                try (Arena a = Arena.ofConfined()) {
+                    MemorySegment meta = Layouts.longs(a, Layouts.meta(sp, src.offset(), dst.offset()));
+                    status(op, (int) NativeBindings.COPY.invokeExact(sp.rank(), meta, dt(src), seg(src), dt(dst), seg(dst)));
+                } catch (Throwable t) {
+                    throw rethrow(t);
+                }
+                return;
+            }
+            why = "rank " + sp.rank() + " after coalescing";
+        }
+        fallback(op, why);
+        REF.copy(src, dst);
+    }
+
+    @Override public void fill(Strided dst, double value) {
+        String op = "fill";
+        Layouts.check(op, "dst", dst);
+        if (dst.numel() == 0) return;
+        String why = outputProblem(dst);
+        if (why == null) {
+            Layouts.Space sp = Layouts.coalesce(dst.shape(), new long[][] {dst.strides()}, 0);
+            if (sp.rank() <= maxRank) {
+                try (Arena a = Arena.ofConfined()) {
+                    MemorySegment meta = Layouts.longs(a, Layouts.meta(sp, dst.offset()));
+                    status(op, (int) NativeBindings.FILL.invokeExact(sp.rank(), meta, dt(dst), seg(dst), value));
+                } catch (Throwable t) {
+                    throw rethrow(t);
+                }
+                return;
+            }
+            why = "rank " + sp.rank() + " after coalescing";
+        }
+        fallback(op, why);
+        REF.fill(dst, value);
+    }
+
+    @Override public void unary(Kernels.Unary kind, Strided x, Strided out) {
+        String op = "unary(" + kind + ")";
+        Layouts.check(op, "x", x);
+        Layouts.check(op, "out", out);
+        sameShape(op, out, x);
+        if (out.numel() == 0) return;
+        String why = x.dtype() != out.dtype() ? "mixed dtypes" : outputProblem(out, x);
+        if (why == null) {
+            Layouts.Space sp = Layouts.coalesce(out.shape(), new long[][] {x.strides(), out.strides()}, 1);
+            if (sp.rank() <= maxRank) {
+                try (Arena a = Arena.ofConfined()) {
+                    MemorySegment meta = Layouts.longs(a, Layouts.meta(sp, x.offset(), out.offset()));
+                    status(op, (int) NativeBindings.UNARY.invokeExact(kind.ordinal(), dt(out), sp.rank(), meta, seg(x), seg(out)));
+                } catch (Throwable t) {
+                    throw rethrow(t);
+                }
+                return;
+            }
+            why = "rank " + sp.rank() + " after coalescing";
+        }
+        fallback(op, why);
+        REF.unary(kind, x, out);
+    }
+
+    @Override public void binary(Kernels.Binary kind, Strided a, Strided b, Strided out) {
+        String op = "binary(" + kind + ")";
+        Layouts.check(op, "a", a);
+        Layouts.check(op, "b", b);
+        Layouts.check(op, "out", out);
+        sameShape(op, out, a, b);
+        if (out.numel() == 0) return;
+        String why = a.dtype() != out.dtype() || b.dtype() != out.dtype() ? "mixed dtypes" : outputProblem(out, a, b);
+        if (why == null) {
+            Layouts.Space sp = Layouts.coalesce(out.shape(), new long[][] {a.strides(), b.strides(), out.strides()}, 2);
+            if (sp.rank() <= maxRank) {
+                try (Arena ar = Arena.ofConfined()) {
+                    MemorySegment meta = Layouts.longs(ar, Layouts.meta(sp, a.offset(), b.offset(), out.offset()));
+                    status(op, (int) NativeBindings.BINARY.invokeExact(kind.ordinal(), dt(out), sp.rank(), meta, seg(a), seg(b),
+                            seg(out)));
+                } catch (Throwable t) {
+                    throw rethrow(t);
+                }
+                return;
+            }
+            why = "rank " + sp.rank() + " after coalescing";
+        }
+        fallback(op, why);
+        REF.binary(kind, a, b, out);
+    }
+
+    @Override public void where(Strided cond, Strided a, Strided b, Strided out) {
+        String op = "where";
+        Layouts.check(op, "cond", cond);
+        Layouts.check(op, "a", a);
+        Layouts.check(op, "b", b);
+        Layouts.check(op, "out", out);
+        sameShape(op, out, cond, a, b);
+        if (out.numel() == 0) return;
+        String why = a.dtype() != out.dtype() || b.dtype() != out.dtype() ? "mixed dtypes" : outputProblem(out, cond, a, b);
+        if (why == null) {
+            Layouts.Space sp = Layouts.coalesce(out.shape(),
+                    new long[][] {cond.strides(), a.strides(), b.strides(), out.strides()}, 3);
+            if (sp.rank() <= maxRank) {
+                try (Arena ar = Arena.ofConfined()) {
+                    MemorySegment meta = Layouts.longs(ar, Layouts.meta(sp, cond.offset(), a.offset(), b.offset(), out.offset()));
+                    status(op, (int) NativeBindings.WHERE.invokeExact(dt(cond), dt(out), sp.rank(), meta, seg(cond), seg(a),
+                            seg(b), seg(out)));
+                } catch (Throwable t) {
+                    throw rethrow(t);
+                }
+                return;
+            }
+            why = "rank " + sp.rank() + " after coalescing";
+        }
+        fallback(op, why);
+        REF.where(cond, a, b, out);
+    }
+
+    @Override public void reduce(Kernels.Reduce kind, Strided x, int[] dims, Strided out) {
+        String op = "reduce(" + kind + ")";
+        Layouts.check(op, "x", x);
+        Layouts.check(op, "out", out);
+        int rank = x.rank();
+        if (out.rank() != rank) throw contract(op, "out must have x's rank", x, out);
+        boolean[] reduced = new boolean[rank];
+        for (int d : dims) {
+            if (d < 0 || d >= rank || reduced[d]) throw contract(op, "bad dims " + Arrays.toString(dims), x, out);
+            reduced[d] = true;
+        }
+        for (int d = 0; d < rank; d++) {
+            if (out.shape()[d] != (reduced[d] ? 1 : x.shape()[d])) {
+                throw contract(op, "out must be x's shape with dims " + Arrays.toString(dims) + " of size 1", x, out);
+            }
+        }
+        if (out.numel() == 0) return;
+        String why = x.dtype() != out.dtype() ? "mixed dtypes" : outputProblem(out, x);
+        if (why == null) {
+            int kept = rank - dims.length;
+            long[] keptShape = new long[kept], xk = new long[kept], ok = new long[kept];
+            long[] redShape = new long[dims.length], xr = new long[dims.length];
+            for (int d = 0, i = 0, j = 0; d < rank; d++) {
+                if (reduced[d]) {
+                    redShape[j] = x.shape()[d];
+                    xr[j++] = x.strides()[d];
+                } else {
+                    keptShape[i] = x.shape()[d];
+                    xk[i] = x.strides()[d];
+                    ok[i++] = out.strides()[d];
+                }
+            }
+            // The reduced dims keep their order: it is the order the reference folds in.
+            Layouts.Space k = Layouts.coalesce(keptShape, new long[][] {xk, ok}, -1);
+            Layouts.Space r = Layouts.coalesce(redShape, new long[][] {xr}, -1);
+            if (k.rank() <= maxRank && r.rank() <= maxRank) {
+                int K = k.rank(), R = r.rank();
+                long[] meta = new long[K + R + 1 + K + R + 1 + K];
+                int at = 0;
+                for (long v : k.shape()) meta[at++] = v;
+                for (long v : r.shape()) meta[at++] = v;
+                meta[at++] = x.offset();
+                for (long v : k.strides()[0]) meta[at++] = v;
+                for (long v : r.strides()[0]) meta[at++] = v;
+                meta[at++] = out.offset();
+                for (long v : k.strides()[1]) meta[at++] = v;
+                try (Arena a = Arena.ofConfined()) {
+                    status(op, (int) NativeBindings.REDUCE.invokeExact(kind.ordinal(), dt(out), K, R, Layouts.longs(a, meta),
+                            seg(x), seg(out)));
+                } catch (Throwable t) {
+                    throw rethrow(t);
+                }
+                return;
+            }
+            why = "rank beyond " + maxRank + " after coalescing";
+        }
+        fallback(op, why);
+        REF.reduce(kind, x, dims, out);
+    }
+
+    @Override public void argReduce(boolean max, Strided x, int dim, Strided out) {
+        String op = max ? "argmax" : "argmin";
+        Layouts.check(op, "x", x);
+        Layouts.check(op, "out", out);
+        int rank = x.rank();
+        if (rank == 0 || dim < 0 || dim >= rank || out.rank() != rank) {
+            fallback(op, "rank 0 or a bad dim");
+            REF.argReduce(max, x, dim, out);
+            return;
+        }
+        long[] expect = x.shape().clone();
+        expect[dim] = 1;
+        if (!Arrays.equals(expect, out.shape())) throw contract(op, "out must be x's shape with dim " + dim + " of size 1", x, out);
+        if (out.dtype() != DType.INT64) throw contract(op, "out must be int64", x, out);
+        if (out.numel() == 0) return;
+        long len = x.shape()[dim];
+        if (len == 0) throw contract(op, "cannot reduce an empty dim " + dim, x, out);
+        String why = outputProblem(out, x);
+        if (why == null) {
+            Layouts.Space sp = Layouts.coalesce(Layouts.without(x.shape(), dim),
+                    new long[][] {Layouts.without(x.strides(), dim), Layouts.without(out.strides(), dim)}, 1);
+            if (sp.rank() <= maxRank) {
+                try (Arena a = Arena.ofConfined()) {
+                    MemorySegment meta = Layouts.longs(a, Layouts.meta(sp, x.offset(), out.offset()));
+                    status(op, (int) NativeBindings.ARG_REDUCE.invokeExact(max ? 1 : 0, dt(x), sp.rank(), meta, len,
+                            x.strides()[dim], seg(x), seg(out)));
+                } catch (Throwable t) {
+                    throw rethrow(t);
+                }
+                return;
+            }
+            why = "rank " + sp.rank() + " after coalescing";
+        }
+        fallback(op, why);
+        REF.argReduce(max, x, dim, out);
+    }
+
+    @Override public void softmax(Strided x, int dim, boolean log, Strided out) {
+        String op = log ? "log_softmax" : "softmax";
+        Layouts.check(op, "x", x);
+        Layouts.check(op, "out", out);
+        sameShape(op, out, x);
+        int rank = x.rank();
+        String why = rank == 0 || dim < 0 || dim >= rank ? "rank 0 or a bad dim"
+                : x.dtype() != out.dtype() || !x.dtype().isFloating() ? "dtypes" : null;
+        if (why == null) {
+            if (out.numel() == 0) return;
+            why = outputProblem(out, x);
+        }
+        if (why == null) {
+            Layouts.Space sp = Layouts.coalesce(Layouts.without(x.shape(), dim),
+                    new long[][] {Layouts.without(x.strides(), dim), Layouts.without(out.strides(), dim)}, 1);
+            if (sp.rank() <= maxRank) {
+                try (Arena a = Arena.ofConfined()) {
+                    MemorySegment meta = Layouts.longs(a, Layouts.meta(sp, x.offset(), out.offset()));
+                    status(op, (int) NativeBindings.SOFTMAX.invokeExact(log ? 1 : 0, dt(x), sp.rank(), meta, x.shape()[dim],
+                            x.strides()[dim], out.strides()[dim], seg(x), seg(out)));
+                } catch (Throwable t) {
+                    throw rethrow(t);
+                }
+                return;
+            }
+            why = "rank " + sp.rank() + " after coalescing";
+        }
+        fallback(op, why);
+        REF.softmax(x, dim, log, out);
+    }
+
+    @Override public void matmul(Strided a, Strided b, Strided out) {
+        String op = "matmul";
+        Layouts.check(op, "a", a);
+        Layouts.check(op, "b", b);
+        Layouts.check(op, "out", out);
+        if (a.rank() != 3 || b.rank() != 3 || out.rank() != 3) throw contract(op, "operands must be (B, M, K), (B, K, N), (B, M, N)", a, b, out);
+        long batch = out.shape()[0], m = out.shape()[1], n = out.shape()[2], k = a.shape()[2];
+        if (a.shape()[0] != batch || b.shape()[0] != batch || a.shape()[1] != m || b.shape()[1] != k || b.shape()[2] != n) {
+            throw contract(op, "operands must be (B, M, K), (B, K, N), (B, M, N)", a, b, out);
+        }
+        if (out.numel() == 0) return;
+        String why = a.dtype() != out.dtype() || b.dtype() != out.dtype() || !out.dtype().isFloating() ? "dtypes"
+                : Math.max(m, Math.max(n, k)) > Integer.MAX_VALUE ? "dims beyond OpenBLAS's 32-bit int"
+                : outputProblem(out, a, b);
+        if (why == null) {
+            long[] meta = new long[12];
+            int at = 0;
+            for (Strided s : new Strided[] {a, b, out}) {
+                meta[at++] = s.offset();
+                for (long st : s.strides()) meta[at++] = st;
+            }
+            try (Arena ar = Arena.ofConfined()) {
+                status(op, (int) NativeBindings.MATMUL.invokeExact(dt(out), Layouts.longs(ar, batch, m, n, k),
+                        Layouts.longs(ar, meta), seg(a), seg(b), seg(out)));
+            } catch (Throwable t) {
+                throw rethrow(t);
+            }
+            return;
+        }
+        fallback(op, why);
+        REF.matmul(a, b, out);
+    }
+
+    @Override public void gather(Strided x, int dim, Strided index, Strided out) {
+        String op = "gather";
+        Layouts.check(op, "x", x);
+        Layouts.check(op, "index", index);
+        Layouts.check(op, "out", out);
+        int rank = x.rank();
+        if (rank == 0 || dim < 0 || dim >= rank) {
+            fallback(op, "rank 0 or a bad dim");
+            REF.gather(x, dim, index, out);
+            return;
+        }
+        checkIndexShapes(op, x, dim, index, out);
+        if (!Arrays.equals(index.shape(), out.shape())) throw contract(op, "index and out shapes differ", x, index, out);
+        if (out.numel() == 0) return;
+        String why = x.dtype() != out.dtype() ? "mixed dtypes" : outputProblem(out, x, index);
+        if (why == null) {
+            long[] xs = x.strides().clone();
+            xs[dim] = 0; // the position along dim comes from the index
+            Layouts.Space sp = Layouts.coalesce(out.shape(), new long[][] {xs, index.strides(), out.strides()}, 2);
+            if (sp.rank() <= maxRank) {
+                try (Arena a = Arena.ofConfined()) {
+                    MemorySegment meta = Layouts.longs(a, Layouts.meta(sp, x.offset(), index.offset(), out.offset()));
+                    status(op, (int) NativeBindings.GATHER.invokeExact(dt(out), sp.rank(), meta, x.strides()[dim], x.shape()[dim],
+                            seg(x), seg(index), seg(out)));
+                } catch (Throwable t) {
+                    throw rethrow(t);
+                }
+                return;
+            }
+            why = "rank " + sp.rank() + " after coalescing";
+        }
+        fallback(op, why);
+        REF.gather(x, dim, index, out);
+    }
+
+    @Override public void scatterAdd(Strided out, int dim, Strided index, Strided src) {
+        String op = "scatter_add";
+        Layouts.check(op, "out", out);
+        Layouts.check(op, "index", index);
+        Layouts.check(op, "src", src);
+        int rank = out.rank();
+        if (rank == 0 || dim < 0 || dim >= rank) {
+            fallback(op, "rank 0 or a bad dim");
+            REF.scatterAdd(out, dim, index, src);
+            return;
+        }
+        checkIndexShapes(op, out, dim, index, src);
+        if (!Arrays.equals(index.shape(), src.shape())) throw contract(op, "index and src shapes differ", out, index, src);
+        if (src.numel() == 0) return;
+        String why = src.dtype() != out.dtype() ? "mixed dtypes" : outputProblem(out, index, src);
+        if (why == null) {
+            Layouts.Space sp = Layouts.coalesce(Layouts.without(src.shape(), dim), new long[][] {
+                    Layouts.without(out.strides(), dim), Layouts.without(index.strides(), dim),
+                    Layouts.without(src.strides(), dim)}, 0);
+            if (sp.rank() <= maxRank) {
+                try (Arena a = Arena.ofConfined()) {
+                    MemorySegment meta = Layouts.longs(a, Layouts.meta(sp, out.offset(), index.offset(), src.offset()));
+                    status(op, (int) NativeBindings.SCATTER_ADD.invokeExact(dt(out), sp.rank(), meta, src.shape()[dim],
+                            out.strides()[dim], out.shape()[dim], index.strides()[dim], src.strides()[dim], seg(out),
+                            seg(index), seg(src)));
+                } catch (Throwable t) {
+                    throw rethrow(t);
+                }
+                return;
+            }
+            why = "rank " + sp.rank() + " after coalescing";
+        }
+        fallback(op, why);
+        REF.scatterAdd(out, dim, index, src);
+    }
+
+    /** The gather/scatter contract: int64 index of the operand's rank, no larger outside dim. */
+    private static void checkIndexShapes(String op, Strided x, int dim, Strided index, Strided other) {
+        if (index.dtype() != DType.INT64) throw contract(op, "index must be int64", x, index, other);
+        if (index.rank() != x.rank() || other.rank() != x.rank()) throw contract(op, "ranks differ", x, index, other);
+        for (int d = 0; d < x.rank(); d++) {
+            if (d != dim && index.shape()[d] > x.shape()[d]) throw contract(op, "index is larger than the input in dim " + d, x, index, other);
+        }
+    }
+
+    @Override public void unfold(Kernels.Window g, Strided image, Strided columns) {
+        String op = "unfold";
+        Layouts.check(op, "image", image);
+        Layouts.check(op, "columns", columns);
+        checkWindow(op, g, image, columns);
+        if (columns.numel() == 0) return;
+        String why = image.dtype() != columns.dtype() || !image.dtype().isFloating() ? "dtypes" : outputProblem(columns, image);
+        if (why == null) {
+            try (Arena a = Arena.ofConfined()) {
+                status(op, (int) NativeBindings.UNFOLD.invokeExact(dt(image), Layouts.longs(a, geometry(g)),
+                        Layouts.longs(a, windowMeta(image, columns)), seg(image), seg(columns)));
+            } catch (Throwable t) {
+                throw rethrow(t);
+            }
+            return;
+        }
+        fallback(op, why);
+        REF.unfold(g, image, columns);
+    }
+
+    @Override public void fold(Kernels.Window g, Strided columns, Strided image) {
+        String op = "fold";
+        Layouts.check(op, "columns", columns);
+        Layouts.check(op, "image", image);
+        checkWindow(op, g, image, columns);
+        if (image.numel() == 0) return;
+        String why = image.dtype() != columns.dtype() || !image.dtype().isFloating() ? "dtypes" : outputProblem(image, columns);
+        if (why == null) {
+            try (Arena a = Arena.ofConfined()) {
+                status(op, (int) NativeBindings.FOLD.invokeExact(dt(image), Layouts.longs(a, geometry(g)),
+                        Layouts.longs(a, windowMeta(image, columns)), seg(columns), seg(image)));
+            } catch (Throwable t) {
+                throw rethrow(t);
+            }
+            return;
+        }
+        fallback(op, why);
+        REF.fold(g, columns, image);
+    }
+
+    private static void checkWindow(String op, Kernels.Window g, Strided image, Strided columns) {
+        if (g.kh() < 1 || g.kw() < 1 || g.sh() < 1 || g.sw() < 1 || g.dh() < 1 || g.dw() < 1 || g.ph() < 0 || g.pw() < 0
+                || g.n() < 0 || g.c() < 0 || g.h() < 0 || g.w() < 0 || g.outH() < 1 || g.outW() < 1) {
+            throw contract(op, "invalid window " + g, image, columns);
+        }
+        if (!Arrays.equals(image.shape(), g.imageShape()) || !Arrays.equals(columns.shape(), g.columnsShape())) {
+            throw contract(op, "shapes do not match the window " + g, image, columns);
+        }
+    }
+
+    private static long[] geometry(Kernels.Window g) {
+        return new long[] {g.n(), g.c(), g.h(), g.w(), g.kh(), g.kw(), g.sh(), g.sw(), g.ph(), g.pw(), g.dh(), g.dw(),
+                g.outH(), g.outW()};
+    }
+
+    private static long[] windowMeta(Strided image, Strided columns) {
+        long[] is = image.strides(), cs = columns.strides();
+        return new long[] {image.offset(), is[0], is[1], is[2], is[3], columns.offset(), cs[0], cs[1], cs[2]};
+    }
+
+    @Override public void spmm(Strided rowPtr, Strided colIdx, Strided values, Strided dense, Strided out) {
+        String op = "spmm";
+        Layouts.check(op, "rowPtr", rowPtr);
+        Layouts.check(op, "colIdx", colIdx);
+        Layouts.check(op, "values", values);
+        Layouts.check(op, "dense", dense);
+        Layouts.check(op, "out", out);
+        if (rowPtr.rank() != 1 || colIdx.rank() != 1 || values.rank() != 1 || dense.rank() != 2 || out.rank() != 2
+                || rowPtr.dtype() != DType.INT64 || colIdx.dtype() != DType.INT64) {
+            throw contract(op, "needs int64 rowPtr and colIdx, 1-d values, 2-d dense and out", rowPtr, colIdx, values, dense, out);
+        }
+        long rows = out.shape()[0], n = out.shape()[1];
+        if (rowPtr.shape()[0] < rows + 1 || dense.shape()[1] != n) {
+            throw contract(op, "rowPtr needs rows + 1 entries and dense N columns", rowPtr, colIdx, values, dense, out);
+        }
+        if (out.numel() == 0) return;
+        String why = values.dtype() != out.dtype() || dense.dtype() != out.dtype() || !out.dtype().isFloating() ? "dtypes"
+                : outputProblem(out, rowPtr, colIdx, values, dense);
+        if (why == null) {
+            long[] dims = {rows, dense.shape()[0], n, rowPtr.shape()[0], colIdx.shape()[0], values.shape()[0]};
+            long[] meta = {rowPtr.offset(), rowPtr.strides()[0], colIdx.offset(), colIdx.strides()[0], values.offset(),
+                    values.strides()[0], dense.offset(), dense.strides()[0], dense.strides()[1], out.offset(),
+                    out.strides()[0], out.strides()[1]};
+            try (Arena a = Arena.ofConfined()) {
+                status(op, (int) NativeBindings.SPMM.invokeExact(dt(out), Layouts.longs(a, dims), Layouts.longs(a, meta),
+                        seg(rowPtr), seg(colIdx), seg(values), seg(dense), seg(out)));
+            } catch (Throwable t) {
+                throw rethrow(t);
+            }
+            return;
+        }
+        fallback(op, why);
+        REF.spmm(rowPtr, colIdx, values, dense, out);
+    }
+
+    // ---- helpers ----------------------------------------------------------------------------------
+
+    private static int dt(Strided s) { return s.dtype().ordinal(); }
+
+    private static MemorySegment seg(Strided s) { return s.storage().segment(); }
+
+    private static void sameShape(String op, Strided out, Strided... ins) {
+        for (Strided in : ins) {
+            if (!Arrays.equals(in.shape(), out.shape())) {
+                throw new IllegalArgumentException(op + ": operand " + in + " does not have the output's shape " + out);
+            }
+        }
+    }
+
+    /**
+     * Why the output cannot be written natively, or null: overlapping elements, memory C must not
+     * write, or an input that overlaps it with another layout (identical layouts are fine for the
+     * elementwise kernels, which read each element before writing it; the others never alias).
+     */
+    private static String outputProblem(Strided out, Strided... ins) {
+        if (!Layouts.writable(out)) return "output memory is read-only or on the heap";
+        if (!Layouts.nonOverlapping(out)) return "output elements overlap";
+        for (Strided in : ins) {
+            if (!Layouts.readable(in)) return "input memory is on the heap";
+            if (Layouts.overlaps(in, out) && !Layouts.sameLayout(in, out)) return "an input overlaps the output";
+        }
+        return null;
+    }
+
+    // ---- fused kernels: the C versions are being written; until then the reference computes them ----
+
+    @Override public void depthwiseConv2d(Strided x, Strided weight, int strideH, int strideW, int padH, int padW, Strided out) {
+        REF.depthwiseConv2d(x, weight, strideH, strideW, padH, padW, out);
+    }
+
+    @Override public void depthwiseConv2dBackwardInput(Strided gradOut, Strided weight, int strideH, int strideW,
+                                                       int padH, int padW, Strided gradInput) {
+        REF.depthwiseConv2dBackwardInput(gradOut, weight, strideH, strideW, padH, padW, gradInput);
+    }
+
+    @Override public void depthwiseConv2dBackwardWeight(Strided x, Strided gradOut, int strideH, int strideW,
+                                                        int padH, int padW, Strided gradWeight) {
+        REF.depthwiseConv2dBackwardWeight(x, gradOut, strideH, strideW, padH, padW, gradWeight);
+    }
+
+    @Override public void attentionForward(Strided q, Strided k, Strided v, Strided bias, double scale, Strided out,
+                                           Strided logSumExp) {
+        REF.attentionForward(q, k, v, bias, scale, out, logSumExp);
+    }
+
+    @Override public void attentionBackward(Strided q, Strided k, Strided v, Strided bias, double scale, Strided out,
+                                            Strided logSumExp, Strided gradOut, Strided gradQ, Strided gradK,
+                                            Strided gradV, Strided gradBias) {
+        REF.attentionBackward(q, k, v, bias, scale, out, logSumExp, gradOut, gradQ, gradK, gradV, gradBias);
+    }
+
+    @Override public void layerNormForward(Strided x, Strided weight, Strided bias, double eps, Strided out,
+                                           Strided mean, Strided rstd) {
+        REF.layerNormForward(x, weight, bias, eps, out, mean, rstd);
+    }
+
+    @Override public void layerNormBackward(Strided gradOut, Strided x, Strided mean, Strided rstd, Strided weight,
+                                            Strided gradX, Strided gradWeight, Strided gradBias) {
+        REF.layerNormBackward(gradOut, x, mean, rstd, weight, gradX, gradWeight, gradBias);
+    }
+
+    @Override public void tokenRelationKl(Strided qs, Strided ks, Strided vs, Strided qt, Strided kt, Strided vt,
+                                          Strided loss) {
+        REF.tokenRelationKl(qs, ks, vs, qt, kt, vt, loss);
+    }
+
+    @Override public void tokenRelationKlBackward(Strided qs, Strided ks, Strided vs, Strided qt, Strided kt,
+                                                  Strided vt, Strided gradLoss, Strided gradQs, Strided gradKs,
+                                                  Strided gradVs) {
+        REF.tokenRelationKlBackward(qs, ks, vs, qt, kt, vt, gradLoss, gradQs, gradKs, gradVs);
+    }
+
+    @Override public void adamUpdate(Strided param, Strided grad, Strided m, Strided v, double lr, double beta1,
+                                     double beta2, double eps, double weightDecay, long step, boolean decoupled) {
+        REF.adamUpdate(param, grad, m, v, lr, beta1, beta2, eps, weightDecay, step, decoupled);
+    }
+
+    private void fallback(String op, String why) {
+        fallbacks.increment();
+        lastFallback = op + ": " + why;
+    }
+
+    private static void status(String op, int st) {
+        switch (st) {
+            case 0 -> { }
+            case 2 -> throw new IndexOutOfBoundsException(op + ": an index is out of range (nothing was written)");
+            case 3 -> throw new OutOfMemoryError(op + ": the native kernel could not allocate its scratch memory");
+            case 4 -> throw new IllegalStateException(op + ": OpenBLAS is not registered with libisthmus");
+            default -> throw new IllegalStateException(op + ": the native kernel rejected its arguments (status " + st + ")");
+        }
+    }
+
+    private static IllegalArgumentException contract(String op, String problem, Strided... operands) {
+        StringBuilder sb = new StringBuilder(op).append(": ").append(problem).append(" (got");
+        for (Strided s : operands) sb.append(' ').append(s);
+        return new IllegalArgumentException(sb.append(')').toString());
+    }
+
+    private static RuntimeException rethrow(Throwable t) {
+        if (t instanceof RuntimeException r) throw r;
+        if (t instanceof Error e) throw e;
+        throw new IllegalStateException(t);
+    }
+
+    @Override public String toString() { return "NativeBackend[" + isa() + ", " + threads() + " threads]"; }
+}

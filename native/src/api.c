@@ -1,0 +1,77 @@
+// api.c: the exported entry points. Each forwards to the active ISA's table (cpu.c), so that Java
+// binds one symbol per kernel whatever the ISA. Java's bindings are in
+// dev.isthmus.backend.nativecpu.NativeBindings, which lists every symbol here.
+#include "isthmus.h"
+
+const isthmus_table *isthmus_active(void);
+
+#ifndef ISTHMUS_VERSION
+#define ISTHMUS_VERSION "unknown"
+#endif
+
+ISTHMUS_API int isthmus_abi_version(void) { return ISTHMUS_ABI_VERSION; }
+
+ISTHMUS_API const char *isthmus_version(void) { return ISTHMUS_VERSION; }
+
+ISTHMUS_API int isthmus_max_rank(void) { return ISTHMUS_MAX_RANK; }
+
+ISTHMUS_API int isthmus_copy(int rank, const int64_t *meta, int src_dt, const void *src, int dst_dt, void *dst) {
+    return isthmus_active()->copy(rank, meta, src_dt, src, dst_dt, dst);
+}
+
+ISTHMUS_API int isthmus_fill(int rank, const int64_t *meta, int dt, void *dst, double value) {
+    return isthmus_active()->fill(rank, meta, dt, dst, value);
+}
+
+ISTHMUS_API int isthmus_unary(int kind, int dt, int rank, const int64_t *meta, const void *x, void *out) {
+    return isthmus_active()->unary(kind, dt, rank, meta, x, out);
+}
+
+ISTHMUS_API int isthmus_binary(int kind, int dt, int rank, const int64_t *meta, const void *a, const void *b,
+                               void *out) {
+    return isthmus_active()->binary(kind, dt, rank, meta, a, b, out);
+}
+
+ISTHMUS_API int isthmus_where(int cond_dt, int dt, int rank, const int64_t *meta, const void *cond, const void *a,
+                              const void *b, void *out) {
+    return isthmus_active()->where(cond_dt, dt, rank, meta, cond, a, b, out);
+}
+
+ISTHMUS_API int isthmus_reduce(int kind, int dt, int keep_rank, int red_rank, const int64_t *meta, const void *x,
+                               void *out) {
+    return isthmus_active()->reduce(kind, dt, keep_rank, red_rank, meta, x, out);
+}
+
+ISTHMUS_API int isthmus_arg_reduce(int is_max, int dt, int rank, const int64_t *meta, int64_t len, int64_t step,
+                                   const void *x, void *out) {
+    return isthmus_active()->arg_reduce(is_max, dt, rank, meta, len, step, x, out);
+}
+
+ISTHMUS_API int isthmus_softmax(int is_log, int dt, int rank, const int64_t *meta, int64_t len, int64_t x_step,
+                                int64_t out_step, const void *x, void *out) {
+    return isthmus_active()->softmax(is_log, dt, rank, meta, len, x_step, out_step, x, out);
+}
+
+ISTHMUS_API int isthmus_gather(int dt, int rank, const int64_t *meta, int64_t x_step, int64_t x_len,
+                               const void *x, const int64_t *index, void *out) {
+    return isthmus_active()->gather(dt, rank, meta, x_step, x_len, x, index, out);
+}
+
+ISTHMUS_API int isthmus_scatter_add(int dt, int rank, const int64_t *meta, int64_t len, int64_t out_step,
+                                    int64_t out_len, int64_t index_step, int64_t src_step, void *out,
+                                    const int64_t *index, const void *src) {
+    return isthmus_active()->scatter_add(dt, rank, meta, len, out_step, out_len, index_step, src_step, out, index, src);
+}
+
+ISTHMUS_API int isthmus_unfold(int dt, const int64_t *geo, const int64_t *meta, const void *image, void *columns) {
+    return isthmus_active()->unfold(dt, geo, meta, image, columns);
+}
+
+ISTHMUS_API int isthmus_fold(int dt, const int64_t *geo, const int64_t *meta, const void *columns, void *image) {
+    return isthmus_active()->fold(dt, geo, meta, columns, image);
+}
+
+ISTHMUS_API int isthmus_spmm(int dt, const int64_t *dims, const int64_t *meta, const int64_t *row_ptr,
+                             const int64_t *col_idx, const void *values, const void *dense, void *out) {
+    return isthmus_active()->spmm(dt, dims, meta, row_ptr, col_idx, values, dense, out);
+}

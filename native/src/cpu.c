@@ -1,0 +1,91 @@
+// cpu.c: which instruction set the kernels use, how many threads they run on, and what the CPU has.
+//
+// The family files are compiled once per ISA (see the Makefile): AVX-512 (x86-64-v4: F, BW, CD,
+// DQ, VL, with 512-bit vectors), AVX2 + FMA (x86-64-v3) and plain x86-64 (SSE2). At load the best
+// table the CPU supports is chosen; isthmus_set_isa picks another (Java's isthmus.native.isa
+// property, and the tests, which run the kernels under each ISA this CPU has). A fixed ISA gives
+// fixed results: the vector width decides how sums are split into lanes.
+#include "isthmus.h"
+#include <stdio.h>
+
+extern const isthmus_table isthmus_table_avx512, isthmus_table_avx2, isthmus_table_generic;
+
+int isthmus_threads = 1;
+static const isthmus_table *active = &isthmus_table_generic;
+
+// GCC's x86-64-v3 / v4 checks include the OS support for the wider registers (XCR0).
+static int isa_supported(const isthmus_table *t) {
+    __builtin_cpu_init();
+    if (t == &isthmus_table_avx512) return __builtin_cpu_supports("x86-64-v4");
+    if (t == &isthmus_table_avx2) return __builtin_cpu_supports("x86-64-v3");
+    return 1;
+}
+
+static const isthmus_table *best_table(void) {
+    if (isa_supported(&isthmus_table_avx512)) return &isthmus_table_avx512;
+    if (isa_supported(&isthmus_table_avx2)) return &isthmus_table_avx2;
+    return &isthmus_table_generic;
+}
+
+__attribute__((constructor)) static void isthmus_init(void) {
+    active = best_table();
+    int n = omp_get_num_procs();
+    isthmus_threads = n > 0 ? n : 1;
+}
+
+const isthmus_table *isthmus_active(void) { return __atomic_load_n(&active, __ATOMIC_ACQUIRE); }
+
+ISTHMUS_API const char *isthmus_isa(void) { return isthmus_active()->name; }
+
+// "auto" (the best this CPU has), "avx512", "avx2" or "generic". Returns 0, or -1 for an unknown
+// name, -2 for an ISA this CPU lacks (the choice is then unchanged).
+ISTHMUS_API int isthmus_set_isa(const char *name) {
+    const isthmus_table *t;
+    if (strcmp(name, "auto") == 0) t = best_table();
+    else if (strcmp(name, "avx512") == 0) t = &isthmus_table_avx512;
+    else if (strcmp(name, "avx2") == 0) t = &isthmus_table_avx2;
+    else if (strcmp(name, "generic") == 0) t = &isthmus_table_generic;
+    else return -1;
+    if (!isa_supported(t)) return -2;
+    __atomic_store_n(&active, t, __ATOMIC_RELEASE);
+    return 0;
+}
+
+// Whether this CPU can run the named ISA's kernels: 1, 0, or -1 for an unknown name.
+ISTHMUS_API int isthmus_isa_supported(const char *name) {
+    if (strcmp(name, "avx512") == 0) return isa_supported(&isthmus_table_avx512);
+    if (strcmp(name, "avx2") == 0) return isa_supported(&isthmus_table_avx2);
+    if (strcmp(name, "generic") == 0) return 1;
+    return -1;
+}
+
+ISTHMUS_API void isthmus_set_threads(int n) { isthmus_threads = n < 1 ? 1 : n; }
+
+ISTHMUS_API int isthmus_get_threads(void) { return isthmus_threads; }
+
+ISTHMUS_API int isthmus_num_procs(void) { return omp_get_num_procs(); }
+
+// The vector features this CPU reports, space-separated, e.g. "sse4.2 avx avx2 fma avx512f ...".
+ISTHMUS_API const char *isthmus_cpu_features(void) {
+    static char buf[256];
+    static int done;
+    if (__atomic_load_n(&done, __ATOMIC_ACQUIRE)) return buf;
+    __builtin_cpu_init();
+    char tmp[256] = "";
+    size_t len = 0;
+#define FEATURE(f)                                                                  \
+    if (__builtin_cpu_supports(f)) len += snprintf(tmp + len, sizeof tmp - len, "%s%s", len ? " " : "", f);
+    FEATURE("sse4.2")
+    FEATURE("avx")
+    FEATURE("avx2")
+    FEATURE("fma")
+    FEATURE("avx512f")
+    FEATURE("avx512bw")
+    FEATURE("avx512cd")
+    FEATURE("avx512dq")
+    FEATURE("avx512vl")
+#undef FEATURE
+    memcpy(buf, tmp, sizeof buf);
+    __atomic_store_n(&done, 1, __ATOMIC_RELEASE);
+    return buf;
+}

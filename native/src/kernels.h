@@ -1,0 +1,36 @@
+// kernels.h: the per-ISA kernels that table.c collects. Each family file defines its functions
+// with ISA_FN(name), so the three compilations of a file (see the Makefile) do not clash.
+#ifndef ISTHMUS_KERNELS_H
+#define ISTHMUS_KERNELS_H
+
+#include "isthmus.h"
+
+#ifdef ISTHMUS_ISA
+// elementwise.c
+int ISA_FN(k_copy)(int rank, const int64_t *meta, int src_dt, const void *src, int dst_dt, void *dst);
+int ISA_FN(k_fill)(int rank, const int64_t *meta, int dt, void *dst, double value);
+int ISA_FN(k_unary)(int kind, int dt, int rank, const int64_t *meta, const void *x, void *out);
+int ISA_FN(k_binary)(int kind, int dt, int rank, const int64_t *meta, const void *a, const void *b, void *out);
+int ISA_FN(k_where)(int cond_dt, int dt, int rank, const int64_t *meta, const void *cond, const void *a,
+                    const void *b, void *out);
+// reduce.c
+int ISA_FN(k_reduce)(int kind, int dt, int keep_rank, int red_rank, const int64_t *meta, const void *x, void *out);
+int ISA_FN(k_arg_reduce)(int is_max, int dt, int rank, const int64_t *meta, int64_t len, int64_t step,
+                         const void *x, void *out);
+// softmax.c
+int ISA_FN(k_softmax)(int is_log, int dt, int rank, const int64_t *meta, int64_t len, int64_t x_step,
+                      int64_t out_step, const void *x, void *out);
+// index.c
+int ISA_FN(k_gather)(int dt, int rank, const int64_t *meta, int64_t x_step, int64_t x_len, const void *x,
+                     const int64_t *index, void *out);
+int ISA_FN(k_scatter_add)(int dt, int rank, const int64_t *meta, int64_t len, int64_t out_step, int64_t out_len,
+                          int64_t index_step, int64_t src_step, void *out, const int64_t *index, const void *src);
+// window.c
+int ISA_FN(k_unfold)(int dt, const int64_t *geo, const int64_t *meta, const void *image, void *columns);
+int ISA_FN(k_fold)(int dt, const int64_t *geo, const int64_t *meta, const void *columns, void *image);
+// sparse.c
+int ISA_FN(k_spmm)(int dt, const int64_t *dims, const int64_t *meta, const int64_t *row_ptr, const int64_t *col_idx,
+                   const void *values, const void *dense, void *out);
+#endif
+
+#endif
