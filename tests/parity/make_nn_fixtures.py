@@ -64,7 +64,7 @@ def seed(name):
 
 
 def f64(t):
-    return t.detach().to(torch.float64).contiguous()
+    return t.detach().to(torch.float64).contiguous().clone()  # a copy: never the live tensor
 
 
 def fmt(v):
