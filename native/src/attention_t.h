@@ -31,15 +31,16 @@ static void TN(add_bias)(const TN(attn) *a, int64_t b, int64_t i0, int64_t mq, i
 
 // ---- forward ------------------------------------------------------------------------------------
 
-typedef struct { T *qt, *st, *ot, *m, *lsum, *mu, *al; } TN(fwd_scratch);
+typedef struct { T *qt, *st, *o, *vp, *m, *lsum, *mu, *al; } TN(fwd_scratch);
 
 static int TN(fwd_scratch_alloc)(const TN(attn) *a, TN(fwd_scratch) *s) {
     size_t e = sizeof(T);
     s->qt = ft_alloc(e * (size_t) (a->d * TM));
     s->st = ft_alloc(e * (size_t) (a->nk * TM));
-    s->ot = ft_alloc(e * (size_t) (a->dv * TM));
+    s->o = ft_alloc(e * (size_t) (TM * a->dvpad));
+    s->vp = ft_alloc(e * (size_t) (a->Lk * a->dvpad));
     s->m = ft_alloc(e * 4 * TM);
-    if (!s->qt || !s->st || !s->ot || !s->m) return 0;
+    if (!s->qt || !s->st || !s->o || !s->vp || !s->m) return 0;
     s->lsum = s->m + TM;
     s->mu = s->m + 2 * TM;
     s->al = s->m + 3 * TM;
@@ -49,19 +50,22 @@ static int TN(fwd_scratch_alloc)(const TN(attn) *a, TN(fwd_scratch) *s) {
 static void TN(fwd_scratch_free)(TN(fwd_scratch) *s) {
     free(s->qt);
     free(s->st);
-    free(s->ot);
+    free(s->o);
+    free(s->vp);
     free(s->m);
 }
 
-// One query tile t of batch b. Keys in tiles of a->nk: per key tile the scores sᵀ (keys x lanes),
-// the running max m and sum l of each query (lane), and the output accumulator oᵀ (dv x lanes),
-// rescaled by exp(m_old - m_new) when the max grows.
+// One query tile t of batch b, with V of the batch in s->vp (rows padded to dvpad). Keys in tiles
+// of a->nk: per key tile the scores sᵀ (keys x lanes), the running max m and sum l of each query
+// (lane), and the output accumulator o (lanes x dvpad), rescaled by exp(m_old - m_new) when the
+// max grows.
 static void TN(attn_fwd_tile)(const TN(attn) *a, int64_t b, int64_t t, TN(fwd_scratch) *s) {
-    int64_t Lq = a->Lq, Lk = a->Lk, d = a->d, dv = a->dv;
+    int64_t Lq = a->Lq, Lk = a->Lk, d = a->d, dv = a->dv, dvpad = a->dvpad;
     int64_t i0 = t * TM, mq = ft_min(TM, Lq - i0), nv = (mq + NL - 1) / NL, ml = nv * NL;
-    T *st = s->st, *ot = s->ot, *m = s->m, *lsum = s->lsum, *mu = s->mu, *al = s->al;
+    T *st = s->st, *o = s->o, *m = s->m, *lsum = s->lsum, *mu = s->mu, *al = s->al;
     const V ninf = VBCAST((T) -INFINITY), zero = VBCAST((T) 0);
     TN(pack_tile_t)(a->q + (b * Lq + i0) * d, mq, ml, d, a->scale, s->qt);
+    (void) dv;
     for (int64_t l = 0; l < ml; l++) {
         m[l] = -INFINITY;
         lsum[l] = 0;
@@ -99,30 +103,39 @@ static void TN(attn_fwd_tile)(const TN(attn) *a, int64_t b, int64_t t, TN(fwd_sc
             TN(vstore)(lsum + v * NL, first ? sum : ls * alpha + sum);
         }
         if (!first) {
-            for (int64_t e = 0; e < dv; e++)
-                for (int64_t v = 0; v < nv; v++) {
-                    T *o = ot + e * TM + v * NL;
-                    TN(vstore)(o, TN(vload)(o) * TN(vload)(al + v * NL));
-                }
+            for (int64_t l = 0; l < ml; l++) {
+                T *row = o + l * dvpad, f = al[l];
+                #pragma omp simd
+                for (int64_t e = 0; e < dvpad; e++) row[e] *= f;
+            }
         }
-        // oᵀ[e][l] (+)= sum_j v[j][e] p[j][l]: V as stored is the "columns" operand.
-        TN(gemm)(GEMM_COLS, !first, dv, nv, nk, a->v + (b * Lk + j0) * dv, dv, st, TM, ot, TM, NULL, NULL);
+        // o[l][e] (+)= sum_j p[j][l] v[j][e]: the probabilities as the "columns" operand.
+        TN(gemm)(GEMM_COLS, !first, ml, dvpad / NL, nk, st, TM, s->vp + j0 * dvpad, dvpad, o, dvpad, NULL, NULL);
     }
     for (int64_t l = 0; l < mq; l++) {
         int64_t row = b * Lq + i0 + l;
         T L = lsum[l];
         a->lse[row] = L == 0 ? (T) -INFINITY : m[l] + TN(logt)(L);
         T inv = L == 0 ? (T) 0 : (T) 1 / L;
-        T *o = a->out + row * dv;
-        for (int64_t e = 0; e < dv; e++) o[e] = L == 0 ? (T) 0 : ot[e * TM + l] * inv;
+        T *out = a->out + row * dv;
+        const T *orow = o + l * dvpad;
+        if (L == 0) {
+            for (int64_t e = 0; e < dv; e++) out[e] = 0;   // fully masked: zeros, whatever v holds
+        } else {
+            #pragma omp simd
+            for (int64_t e = 0; e < dv; e++) out[e] = orow[e] * inv;
+        }
     }
 }
 
 static int TN(attn_forward)(TN(attn) *a) {
-    int64_t items = a->B * a->nqt;
-    int nt = par_threads(a->B * a->Lq * a->Lk * (a->d + a->dv));
+    int64_t B = a->B, nqt = a->nqt;
+    int nt = par_threads(B * a->Lq * a->Lk * (a->d + a->dv));
+    // Whole batches per item when there are enough of them (V padded once per batch), else single
+    // query tiles. Items write disjoint rows of out and logSumExp, so the split changes no result.
+    int per_batch = nt == 1 || B >= 2 * nt;
+    int64_t items = per_batch ? B : B * nqt;
     int failed = 0;
-    // Each item is one query tile, writing its own rows of out and logSumExp.
     #pragma omp parallel num_threads(nt)
     {
         TN(fwd_scratch) s = {0};
@@ -133,7 +146,10 @@ static int TN(attn_forward)(TN(attn) *a) {
         }
         #pragma omp for schedule(dynamic, 1)
         for (int64_t it = 0; it < items; it++) {
-            if (ok) TN(attn_fwd_tile)(a, it / a->nqt, it % a->nqt, &s);
+            if (!ok) continue;
+            int64_t b = per_batch ? it : it / nqt, t0 = per_batch ? 0 : it % nqt, t1 = per_batch ? nqt : t0 + 1;
+            TN(pack_tile_rows)(a->v + b * a->Lk * a->dv, a->Lk, a->Lk, a->dv, a->dvpad, (T) 1, s.vp);
+            for (int64_t t = t0; t < t1; t++) TN(attn_fwd_tile)(a, b, t, &s);
         }
         TN(fwd_scratch_free)(&s);
     }
@@ -142,7 +158,7 @@ static int TN(attn_forward)(TN(attn) *a) {
 
 // ---- backward -----------------------------------------------------------------------------------
 
-typedef struct { T *qt, *qr, *dot, *dor, *st, *dp, *dqt, *lu, *dd, *dk, *dv; } TN(bwd_scratch);
+typedef struct { T *qt, *qr, *dot, *dor, *st, *dp, *dq, *kp, *lu, *dd, *dk, *dv; } TN(bwd_scratch);
 
 static int TN(bwd_scratch_alloc)(const TN(attn) *a, TN(bwd_scratch) *s, int with_acc) {
     size_t e = sizeof(T);
@@ -153,11 +169,12 @@ static int TN(bwd_scratch_alloc)(const TN(attn) *a, TN(bwd_scratch) *s, int with
     s->dor = ft_alloc(e * (size_t) (TM * a->dvpad));
     s->st = ft_alloc(e * (size_t) (a->nk * TM));
     s->dp = ft_alloc(e * (size_t) (a->nk * TM));
-    s->dqt = ft_alloc(e * (size_t) (d * TM));
+    s->dq = ft_alloc(e * (size_t) (TM * a->dpad));
+    s->kp = ft_alloc(e * (size_t) (Lk * a->dpad));
     s->lu = ft_alloc(e * 2 * TM);
     s->dk = with_acc ? ft_alloc(e * (size_t) (Lk * a->dpad)) : NULL;
     s->dv = with_acc ? ft_alloc(e * (size_t) (Lk * a->dvpad)) : NULL;
-    if (!s->qt || !s->qr || !s->dot || !s->dor || !s->st || !s->dp || !s->dqt || !s->lu
+    if (!s->qt || !s->qr || !s->dot || !s->dor || !s->st || !s->dp || !s->dq || !s->kp || !s->lu
         || (with_acc && (!s->dk || !s->dv)))
         return 0;
     s->dd = s->lu + TM;
@@ -165,13 +182,14 @@ static int TN(bwd_scratch_alloc)(const TN(attn) *a, TN(bwd_scratch) *s, int with
 }
 
 static void TN(bwd_scratch_free)(TN(bwd_scratch) *s) {
-    free(s->qt); free(s->qr); free(s->dot); free(s->dor); free(s->st); free(s->dp); free(s->dqt);
+    free(s->qt); free(s->qr); free(s->dot); free(s->dor); free(s->st); free(s->dp); free(s->dq); free(s->kp);
     free(s->lu); free(s->dk); free(s->dv);
 }
 
 // One query tile t of batch b: recomputes p from the saved log-sum-exp, then ds = p (dp - D);
 // writes gradQ's rows of the tile (and gradBias's), and adds (add = 1) or stores (add = 0) the
-// tile's contributions to gradK and gradV into dk (Lk x dpad) and dv (Lk x dvpad).
+// tile's contributions to gradK and gradV into dk (Lk x dpad) and dv (Lk x dvpad). K of the batch,
+// rows padded to dpad, is in s->kp.
 static void TN(attn_bwd_tile)(const TN(attn) *a, int64_t b, int64_t t, TN(bwd_scratch) *s, T *dk, T *dv, int add) {
     int64_t Lq = a->Lq, Lk = a->Lk, d = a->d, dvn = a->dv, dpad = a->dpad, dvpad = a->dvpad;
     int64_t i0 = t * TM, mq = ft_min(TM, Lq - i0), nv = (mq + NL - 1) / NL, ml = nv * NL;
@@ -188,6 +206,7 @@ static void TN(attn_bwd_tile)(const TN(attn) *a, int64_t b, int64_t t, TN(bwd_sc
         T D = 0;
         if (l < mq) {
             const T *go = a->gout + (row0 + l) * dvn, *fo = a->fout + (row0 + l) * dvn;
+            #pragma omp simd reduction(+:D)
             for (int64_t e = 0; e < dvn; e++) D += go[e] * fo[e];
         }
         dd[l] = D;
@@ -217,13 +236,18 @@ static void TN(attn_bwd_tile)(const TN(attn) *a, int64_t b, int64_t t, TN(bwd_sc
         // gradV[j] += sum_l p[j][l] gradOut[l]; gradK[j] += sum_l ds[j][l] (scale q[l]).
         TN(gemm)(GEMM_TILE, add, nk, dvpad / NL, ml, st, 1, s->dor, dvpad, dv + j0 * dvpad, dvpad, NULL, NULL);
         TN(gemm)(GEMM_TILE, add, nk, dpad / NL, ml, dp, 1, s->qr, dpad, dk + j0 * dpad, dpad, NULL, NULL);
-        // gradQᵀ[e][l] (+)= sum_j k[j][e] ds[j][l] (times scale below).
-        TN(gemm)(GEMM_COLS, j0 > 0, d, nv, nk, a->k + (b * Lk + j0) * d, d, dp, TM, s->dqt, TM, NULL, NULL);
+        // gradQ[l][e] (+)= sum_j ds[j][l] k[j][e] (times scale below).
+        TN(gemm)(GEMM_COLS, j0 > 0, ml, dpad / NL, nk, dp, TM, s->kp + j0 * dpad, dpad, s->dq, dpad, NULL, NULL);
     }
     for (int64_t l = 0; l < mq; l++) {
         T *g = a->gq + (row0 + l) * d;
-        int masked = a->flse[row0 + l] == -INFINITY || Lk == 0;
-        for (int64_t e = 0; e < d; e++) g[e] = masked ? (T) 0 : a->scale * s->dqt[e * TM + l];
+        const T *dq = s->dq + l * dpad;
+        if (a->flse[row0 + l] == -INFINITY || Lk == 0) {
+            for (int64_t e = 0; e < d; e++) g[e] = 0;   // a masked row has no gradient
+        } else {
+            #pragma omp simd
+            for (int64_t e = 0; e < d; e++) g[e] = a->scale * dq[e];
+        }
     }
 }
 
@@ -235,7 +259,7 @@ static int TN(attn_backward)(TN(attn) *a) {
     // summed in tile order afterwards. Both orders add the same tile sums to zero in the same
     // sequence, so the results are bitwise equal whatever the thread count.
     size_t part_elems = (size_t) (B * nqt) * (size_t) (Lk * (a->dpad + a->dvpad));
-    int per_batch = nt == 1 || B >= 2 * nt || nqt == 1 || part_elems > ((size_t) 1 << 26);
+    int per_batch = nt == 1 || B >= 2 * nt || nqt == 1 || part_elems > ((size_t) 1 << 24);
     T *part = NULL;
     if (!per_batch) {
         part = ft_alloc(sizeof(T) * part_elems);
@@ -254,8 +278,9 @@ static int TN(attn_backward)(TN(attn) *a) {
         #pragma omp for schedule(dynamic, 1)
         for (int64_t it = 0; it < items; it++) {
             if (!ok) continue;
+            int64_t b = per_batch ? it : it / nqt;
+            TN(pack_tile_rows)(a->k + b * Lk * a->d, Lk, Lk, a->d, a->dpad, (T) 1, s.kp);
             if (per_batch) {
-                int64_t b = it;
                 memset(s.dk, 0, sizeof(T) * (size_t) (Lk * a->dpad));
                 memset(s.dv, 0, sizeof(T) * (size_t) (Lk * a->dvpad));
                 for (int64_t t = 0; t < nqt; t++) TN(attn_bwd_tile)(a, b, t, &s, s.dk, s.dv, 1);
@@ -263,7 +288,7 @@ static int TN(attn_backward)(TN(attn) *a) {
                 TN(unpad_rows)(s.dv, Lk, a->dv, a->dvpad, a->gv + b * Lk * a->dv);
             } else {
                 T *pk = part + (size_t) it * (size_t) (Lk * (a->dpad + a->dvpad));
-                TN(attn_bwd_tile)(a, it / nqt, it % nqt, &s, pk, pk + Lk * a->dpad, 0);
+                TN(attn_bwd_tile)(a, b, it % nqt, &s, pk, pk + Lk * a->dpad, 0);
             }
         }
         TN(bwd_scratch_free)(&s);

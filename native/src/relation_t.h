@@ -43,7 +43,8 @@ static void TN(rel_scratch_free)(TN(rel_scratch) *s) {
 }
 
 // The logits of one pair for query tile t, zt = teacher a bᵀ / sqrt(dt) and zs = student
-// a bᵀ / sqrt(ds), both (N x lanes), with their per-lane max (mxt, mxs) and min (mnt, mns).
+// a bᵀ / sqrt(ds), both (N x lanes), with their per-lane max (mxt, mxs) and min (mnt, unless
+// NULL, and mns).
 static void TN(rel_logits)(const TN(rel) *a, int64_t bh, int64_t t, int pair, TN(rel_scratch) *s, T *mxt, T *mnt,
                            T *mxs, T *mns) {
     int64_t N = a->N, ds = a->ds, dt = a->dt;
@@ -57,7 +58,7 @@ static void TN(rel_logits)(const TN(rel) *a, int64_t bh, int64_t t, int pair, TN
     for (int64_t l = 0; l < ml; l++) {
         mxt[l] = -INFINITY;
         mxs[l] = -INFINITY;
-        mnt[l] = INFINITY;
+        if (mnt) mnt[l] = INFINITY;
         mns[l] = INFINITY;
     }
     TN(gemm)(GEMM_ROWS, 0, N, nv, dt, tb, dt, s->at, TM, s->zt, TM, mxt, mnt);
@@ -155,8 +156,8 @@ static int TN(rel_forward)(TN(rel) *a, double *loss) {
 static void TN(rel_bwd_tile)(const TN(rel) *a, int64_t bh, int64_t t, int pair, TN(rel_scratch) *s) {
     int64_t N = a->N, ds = a->ds, dspad = a->dspad;
     int64_t i0 = t * TM, mq = ft_min(TM, N - i0), nv = (mq + NL - 1) / NL, ml = nv * NL;
-    T *mxt = s->lane, *mnt = mxt + TM, *mxs = mnt + TM, *mns = mxs + TM;
-    TN(rel_logits)(a, bh, t, pair, s, mxt, mnt, mxs, mns);
+    T *mxt = s->lane, *mxs = mxt + 2 * TM, *mns = mxs + TM;
+    TN(rel_logits)(a, bh, t, pair, s, mxt, NULL, mxs, mns);   // the teacher's floor does not matter here
     T *dz = s->zt;   // exp(zt - mt) lands in zt, then becomes dz
     const T F = (T) FT_LOG_FLOOR;
     const V zero = VBCAST((T) 0);
