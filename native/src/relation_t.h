@@ -104,7 +104,7 @@ static void TN(rel_fwd_tile)(const TN(rel) *a, int64_t bh, int64_t t, int pair, 
             for (int64_t j = 0; j < N; j++) {
                 V x = TN(vload)(zt + j * TM), y = TN(vload)(zs + j * TM);
                 V et = TN(vexp)(x - mt);
-                acc += et * (TN(vmax)(x - lt, vf) - TN(vmax)(y - ls, vf));
+                acc += et * (TN(vmax)(vf, x - lt) - TN(vmax)(vf, y - ls));   // max(l, F), a NaN l kept
             }
             k = acc / st;
         }

@@ -696,6 +696,59 @@ class NativeKernelsTest {
         }
     }
 
+    /** A NaN input spreads as it does in the reference: through its row, and into the sums it reaches. */
+    @Test
+    void fusedKernelsPropagateNaNLikeTheReference() {
+        for (DType dt : List.of(DType.FLOAT32, DType.FLOAT64)) {
+            try (Arena a = Arena.ofConfined()) {
+                Generator g = new Generator(21);
+                long b = 2, lq = 37, lk = 41, d = 20, dv = 9;
+                Strided q = random(view(a, dt, Layout.DENSE, b, lq, d), g, 1, false);
+                Strided k = random(view(a, dt, Layout.DENSE, b, lk, d), g, 1, false);
+                Strided v = random(view(a, dt, Layout.DENSE, b, lk, dv), g, 1, false);
+                Strided go = random(view(a, dt, Layout.DENSE, b, lq, dv), g, 1, false);
+                q.storage().setDouble(5 * d + 3, Double.NaN);              // query 5 of batch 0
+                v.storage().setDouble((lk + 7) * dv + 2, Double.NaN);      // key 7 of batch 1, feature 2
+                Strided ro = poison(view(a, dt, Layout.DENSE, b, lq, dv)), rl = poison(view(a, dt, Layout.DENSE, b, lq));
+                REF.attentionForward(q, k, v, null, 0.3, ro, rl);
+                Strided[] rg = {poison(view(a, dt, Layout.DENSE, b, lq, d)), poison(view(a, dt, Layout.DENSE, b, lk, d)),
+                        poison(view(a, dt, Layout.DENSE, b, lk, dv))};
+                REF.attentionBackward(q, k, v, null, 0.3, ro, rl, go, rg[0], rg[1], rg[2], null);
+                double atol = dt == DType.FLOAT32 ? 2e-5 : 1e-12, rtol = dt == DType.FLOAT32 ? 1e-4 : 1e-9;
+                eachIsa(isa -> {
+                    Strided no = poison(twin(a, ro)), nl = poison(twin(a, rl));
+                    nat.attentionForward(q, k, v, null, 0.3, no, nl);
+                    assertStoragesClose(isa + " " + dt + " attention with NaN inputs: out", ro, no, atol, rtol);
+                    assertStoragesClose(isa + " " + dt + " attention with NaN inputs: lse", rl, nl, atol, rtol);
+                    Strided[] ng = {poison(twin(a, rg[0])), poison(twin(a, rg[1])), poison(twin(a, rg[2]))};
+                    nat.attentionBackward(q, k, v, null, 0.3, ro, rl, go, ng[0], ng[1], ng[2], null);
+                    for (int i = 0; i < 3; i++) {
+                        assertStoragesClose(isa + " " + dt + " attention with NaN inputs: gradient " + i, rg[i], ng[i], atol, rtol);
+                    }
+                    // token-relation KL: a NaN student entry makes the loss NaN
+                    Strided[] st = new Strided[3], te = new Strided[3];
+                    for (int i = 0; i < 3; i++) {
+                        st[i] = random(view(a, dt, Layout.DENSE, 1, 2, 13, 4), new Generator(i), 1, false);
+                        te[i] = random(view(a, dt, Layout.DENSE, 1, 2, 13, 6), new Generator(i + 9), 1, false);
+                    }
+                    st[1].storage().setDouble(17, Double.NaN);
+                    Strided loss = poison(view(a, dt, Layout.DENSE)), rloss = poison(view(a, dt, Layout.DENSE));
+                    REF.tokenRelationKl(st[0], st[1], st[2], te[0], te[1], te[2], rloss);
+                    nat.tokenRelationKl(st[0], st[1], st[2], te[0], te[1], te[2], zeroed(loss));
+                    assertTrue(Double.isNaN(rloss.storage().getDouble(0)), "the reference's loss is NaN");
+                    assertTrue(Double.isNaN(loss.storage().getDouble(0)), isa + " " + dt + " token relation KL with a NaN: loss "
+                            + loss.storage().getDouble(0));
+                });
+            }
+        }
+    }
+
+    /** The view with its storage set to zero (so that a NaN result is the kernel's, not the poison's). */
+    private static Strided zeroed(Strided s) {
+        for (long i = 0; i < s.storage().numel(); i++) s.storage().setDouble(i, 0);
+        return s;
+    }
+
     @Test
     void fusedKernelsLeaveNonContiguousOperandsToTheReference() {
         try (Arena a = Arena.ofConfined()) {
