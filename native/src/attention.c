@@ -6,17 +6,19 @@
 //
 // Forward. Each batch is cut into query tiles of TM queries (32 float32, 16 float64), one query per
 // vector lane, and the keys into tiles of at most KEY_TILE_MAX (256). Per key tile the scores sᵀ
-// (keys x lanes) = Kᵀ-packed times (scale q)ᵀ come from the register-blocked products of
-// fused_tile.h, the bias is added, and the online softmax updates each lane's running max m and
-// sum l, rescaling the output accumulator oᵀ (dv x lanes) by exp(m_old - m_new); the probabilities
-// then multiply into oᵀ with V as stored. Only a (key tile x query tile) block of scores ever
-// exists. With one query per lane, every per-row reduction is a plain vector operation. At the end
-// out = oᵀ / l and logSumExp = m + log l; a row whose scores are all -inf keeps l = 0 and gets
-// out = 0 and logSumExp = -inf, as the reference.
+// (keys x lanes) = K (scale q)ᵀ come from the register-blocked products of fused_tile.h (K as
+// stored is the broadcast operand, the tile's (scale q)ᵀ the vector one), their per-lane max from
+// the product's epilogue; the bias is added, and the online softmax updates each lane's running max
+// m and sum l, rescaling the output accumulator o (lanes x dv) by exp(m_old - m_new); then
+// o += pᵀ V. Only a (key tile x query tile) block of scores ever exists. With one query per lane,
+// every per-row reduction is a plain vector operation. At the end out = o / l and logSumExp =
+// m + log l; a row whose scores are all -inf keeps l = 0 and gets out = 0 and logSumExp = -inf, as
+// the reference.
 //
-// Backward. Per query tile the probabilities are recomputed, p = exp(s - logSumExp) (a masked row
-// gets logSumExp +inf, so p = 0), dpᵀ = V gradOutᵀ, ds = p (dp - D) with D = rowsum(gradOut ∘ out),
-// and then gradV += pᵀ gradOut, gradK += dsᵀ (scale q), gradQ = scale · ds K, gradBias = ds.
+// Backward. Per query tile and key tile the probabilities are recomputed, p = exp(s - logSumExp)
+// (a masked row gets logSumExp +inf, so p = 0), dpᵀ = V gradOutᵀ, ds = p (dp - D) with
+// D = rowsum(gradOut ∘ out), and then gradV += pᵀ gradOut, gradK += dsᵀ (scale q),
+// gradQ += scale · ds K, gradBias = ds.
 //
 // Threads and determinism. Forward items (whole batches, or single query tiles when batches are
 // fewer than twice the threads) write disjoint outputs. Backward: gradQ rows belong to one query
@@ -30,6 +32,8 @@
 // exp_f32 (1-2 ulp); float64 computes in double with libm's exp. Java's tolerance against the
 // double reference is 1e-5 + 1e-4 |x| for float32.
 #include "fused_tile.h"
+
+#define KEY_TILE_MAX 256
 
 #define T float
 #define T_SIZE 4
@@ -53,7 +57,7 @@
         int64_t nl_ = (TMV) / FT_QV;                                                              \
         (A).dpad = ft_round_up((A).d, nl_);                                                       \
         (A).dvpad = ft_round_up((A).dv, nl_);                                                     \
-        int64_t nkt_ = ((A).Lk + 255) / 256;                                                      \
+        int64_t nkt_ = ((A).Lk + KEY_TILE_MAX - 1) / KEY_TILE_MAX;                                \
         (A).nk = nkt_ > 0 ? ((A).Lk + nkt_ - 1) / nkt_ : 1;                                       \
         (A).nqt = ((A).Lq + (TMV) - 1) / (TMV);                                                   \
         (A).q = (const TT *) q + meta[0];                                                         \

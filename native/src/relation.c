@@ -10,18 +10,24 @@
 // Method. The rows are cut into tiles of TM (32 float32) rows, one row per vector lane, as in
 // attention.c. For each tile and each of the two pairs, the teacher and student logits of the tile's
 // rows against all N columns are computed into two (N x lanes) blocks with the register-blocked
-// products of fused_tile.h (the columns' Kᵀ / Vᵀ packed once per batch-head); this row block is
-// all of an N x N map that ever exists. Per lane: the maxima, exp(z - max) and their sums (two
-// exponentials per entry: the teacher's serves both its sum and T_j = e_j / sum), then the floored
-// log-probabilities lt = zt - lse_t and ls = zs - lse_s, and the row's KL. The rows' KL values are
+// products of fused_tile.h (the columns' K or V as stored being the broadcast operand), with each
+// lane's max and min from the products' epilogues; this row block is all of an N x N map that
+// ever exists. Per lane: exp(z - max) and their sums (two exponentials per entry: the teacher's
+// serves both its sum and T_j = e_j / sum) and A = sum_j e_j (zt_j - zs_j), from which KL = A / sum - lse_t + lse_s when no log-probability of
+// the row reaches the floor (the minima tell); otherwise the floored terms T_j (max(lt_j, F) -
+// max(ls_j, F)), lt = zt - lse_t and ls = zs - lse_s, are summed one by one. The rows' KL values are
 // kept in double and summed in row order at the end, so the loss does not depend on the thread count.
 //
 // Backward (into the student only): per row, with m_j = [ls_j >= ln 1e-30] and c = gradLoss/(BH N),
 // dz_j = c (S_j sum_k T_k m_k - T_j m_j); the tile's rows get ga = dz b / sqrt(ds) (a complete sum
 // over j), and every column gets gb += dzᵀ a / sqrt(ds), accumulated over the tiles of a batch-head
 // in tile order by the one thread that owns the batch-head (for V Vᵀ, a and b are both vs, and both
-// parts go into gradV, rows first). The teacher's logits are recomputed here: the kernel gets no
+// parts go into gradV, rows first). When no student entry of a row is floored, m = 1 and
+// sum_k T_k = 1, so dz = c (S_j - T_j). The teacher's logits are recomputed here: the kernel gets no
 // saved state from the forward.
+//
+// Precision as attention.c: float32 products and sums in float32, exponentials to about 2 ulp; each
+// row's KL goes to double before the rows are summed.
 #include "fused_tile.h"
 
 #define T float
