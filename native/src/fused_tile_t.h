@@ -77,16 +77,17 @@ static inline V TN(vmin)(V a, V b) { return VMIN_B(a, b); }
 // n = round(x / ln 2) by the 1.5 * 2^23 trick, r = x - n ln 2 in two FMA steps (Cephes' split of
 // ln 2), e^r = 1 + r (1 + r (c2 + r (c3 + r (c4 + r c5)))) with coefficients fitted for relative
 // error on |r| <= ln 2 / 2 (1.2e-7), then the scaling by 2^n. exp(-inf) = 0 and a NaN stays NaN.
-// With AVX-512, vscalefps scales (with gradual underflow to 0); otherwise 2^n is built in the
-// exponent bits, with x clamped to [-87.34, 88] and results below FLT_MIN set to 0.
+// With AVX-512, vscalefps scales (gradual underflow to 0, overflow to inf); otherwise 2^n is built
+// in the exponent bits, with x clamped to [-87.34, 88], results below FLT_MIN set to 0 and above
+// e^88 to inf (the kernels only take exponentials of values <= 0, up to rounding).
 static inline V TN(vexp)(V x) {
     const V magic = VBCAST(12582912.0f);
 #if defined(__AVX512F__)
-    x = TN(vmax)(VBCAST(-120.0f), x);                 // a NaN x stays NaN; exp(-120) scales to 0
+    x = TN(vmin)(VBCAST(89.0f), TN(vmax)(VBCAST(-120.0f), x));   // a NaN x stays; e^-120 scales to 0, e^89 to inf
 #else
-    const V lo = VBCAST(-87.33654f);
+    const V lo = VBCAST(-87.33654f), hi = VBCAST(88.0f), xin = x;
     VI keep = ~(x < lo);
-    x = TN(vmin)(VBCAST(88.0f), TN(vmax)(lo, x));
+    x = TN(vmin)(hi, TN(vmax)(lo, x));
 #endif
     V t = x * VBCAST(1.44269504088896341f) + magic;
     V n = t - magic;
@@ -104,6 +105,7 @@ static inline V TN(vexp)(V x) {
     // n sits in the low bits of t: 2^n = ((bits(t) - bits(magic) + 127) << 23).
     VI e = ((VI) t - (0x4B400000 - 127)) << 23;
     V y = p * (V) e;
+    y = TN(vsel)(xin > hi, VBCAST(INFINITY), y);
     return (V) ((VI) y & keep);
 #endif
 }
