@@ -75,3 +75,34 @@ ISTHMUS_API int isthmus_spmm(int dt, const int64_t *dims, const int64_t *meta, c
                              const int64_t *col_idx, const void *values, const void *dense, void *out) {
     return isthmus_active()->spmm(dt, dims, meta, row_ptr, col_idx, values, dense, out);
 }
+
+// meta: element offsets q, k, v, bias, then bias's three strides, out, lse (see attention.c).
+ISTHMUS_API int isthmus_attention_forward(int dt, const int64_t *dims, const int64_t *meta, const void *q,
+                                          const void *k, const void *v, const void *bias, double scale, void *out,
+                                          void *lse) {
+    return isthmus_active()->attention_forward(dt, dims, meta, q, k, v, bias, scale, out, lse);
+}
+
+// meta: as the forward's, then gout, gq, gk, gv, gbias offsets.
+ISTHMUS_API int isthmus_attention_backward(int dt, const int64_t *dims, const int64_t *meta, const void *q,
+                                           const void *k, const void *v, const void *bias, double scale,
+                                           const void *out, const void *lse, const void *gout, void *gq, void *gk,
+                                           void *gv, void *gbias) {
+    return isthmus_active()->attention_backward(dt, dims, meta, q, k, v, bias, scale, out, lse, gout, gq, gk, gv,
+                                                gbias);
+}
+
+// dims: (B * H, N, ds, dt); meta: element offsets qs, ks, vs, qt, kt, vt, loss (see relation.c).
+ISTHMUS_API int isthmus_token_relation_kl(int dt, const int64_t *dims, const int64_t *meta, const void *qs,
+                                          const void *ks, const void *vs, const void *qt, const void *kt,
+                                          const void *vt, void *loss) {
+    return isthmus_active()->token_relation_kl(dt, dims, meta, qs, ks, vs, qt, kt, vt, loss);
+}
+
+// meta: as the forward's with gradLoss in place of loss, then gqs, gks, gvs offsets.
+ISTHMUS_API int isthmus_token_relation_kl_backward(int dt, const int64_t *dims, const int64_t *meta, const void *qs,
+                                                   const void *ks, const void *vs, const void *qt, const void *kt,
+                                                   const void *vt, const void *gloss, void *gqs, void *gks,
+                                                   void *gvs) {
+    return isthmus_active()->token_relation_kl_backward(dt, dims, meta, qs, ks, vs, qt, kt, vt, gloss, gqs, gks, gvs);
+}

@@ -84,6 +84,18 @@ typedef struct {
     int (*fold)(int dt, const int64_t *geo, const int64_t *meta, const void *columns, void *image);
     int (*spmm)(int dt, const int64_t *dims, const int64_t *meta, const int64_t *row_ptr, const int64_t *col_idx,
                 const void *values, const void *dense, void *out);
+    // fused attention (attention.c)
+    int (*attention_forward)(int dt, const int64_t *dims, const int64_t *meta, const void *q, const void *k,
+                             const void *v, const void *bias, double scale, void *out, void *lse);
+    int (*attention_backward)(int dt, const int64_t *dims, const int64_t *meta, const void *q, const void *k,
+                              const void *v, const void *bias, double scale, const void *out, const void *lse,
+                              const void *gout, void *gq, void *gk, void *gv, void *gbias);
+    // fused token-relation KL (relation.c)
+    int (*token_relation_kl)(int dt, const int64_t *dims, const int64_t *meta, const void *qs, const void *ks,
+                             const void *vs, const void *qt, const void *kt, const void *vt, void *loss);
+    int (*token_relation_kl_backward)(int dt, const int64_t *dims, const int64_t *meta, const void *qs,
+                                      const void *ks, const void *vs, const void *qt, const void *kt,
+                                      const void *vt, const void *gloss, void *gqs, void *gks, void *gvs);
 } isthmus_table;
 
 // ---- threads ----------------------------------------------------------------------------------

@@ -17,4 +17,8 @@ const isthmus_table ISA_FN(isthmus_table) = {
     .unfold = ISA_FN(k_unfold),
     .fold = ISA_FN(k_fold),
     .spmm = ISA_FN(k_spmm),
+    .attention_forward = ISA_FN(k_attention_forward),
+    .attention_backward = ISA_FN(k_attention_backward),
+    .token_relation_kl = ISA_FN(k_token_relation_kl),
+    .token_relation_kl_backward = ISA_FN(k_token_relation_kl_backward),
 };

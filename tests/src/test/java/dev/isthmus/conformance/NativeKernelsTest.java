@@ -481,6 +481,294 @@ class NativeKernelsTest {
                         }
     }
 
+    // ---- fused attention ---------------------------------------------------------------------------
+
+    /** The attention biases: none, dense, broadcast views (stride 0), transposed, and -inf masks. */
+    private enum AttnBias { NONE, DENSE, BATCH_BROADCAST, ROW_BROADCAST, TRANSPOSED, MASK }
+
+    /** A (B, Lq, Lk) bias of the kind, values N(0, 1); MASK has -inf entries and fully masked rows. */
+    private static Strided attentionBias(Arena a, DType dt, AttnBias kind, long b, long lq, long lk, Generator g) {
+        return switch (kind) {
+            case NONE -> null;
+            case DENSE -> random(view(a, dt, Layout.DENSE, b, lq, lk), g, 1, false);
+            case TRANSPOSED -> random(view(a, dt, Layout.TRANSPOSED, b, lq, lk), g, 1, false);
+            case BATCH_BROADCAST -> random(view(a, dt, Layout.BROADCAST, b, lq, lk), g, 1, false);
+            case ROW_BROADCAST -> {
+                // one (Lk) row for every batch and query: strides (0, 0, 1), from offset 2
+                Strided row = random(view(a, dt, Layout.DENSE, lk + 2), g, 1, false);
+                yield new Strided(row.storage(), new long[] {b, lq, lk}, new long[] {0, 0, 1}, 2);
+            }
+            case MASK -> {
+                Strided m = random(view(a, dt, Layout.DENSE, b, lq, lk), g, 1, false);
+                for (long i = 0; i < m.storage().numel(); i++) {
+                    if (g.nextDouble() < 0.3) m.storage().setDouble(i, Double.NEGATIVE_INFINITY);
+                }
+                // query lq / 2 of batch 0 and the last query of the last batch see no key at all
+                for (long j = 0; j < lk; j++) {
+                    m.storage().setDouble((lq / 2) * lk + j, Double.NEGATIVE_INFINITY);
+                    m.storage().setDouble(((b - 1) * lq + lq - 1) * lk + j, Double.NEGATIVE_INFINITY);
+                }
+                yield m;
+            }
+        };
+    }
+
+    /** (B, Lq, Lk, d, dv): odd sizes, the EMO and ViT shapes, Lq != Lk, query-tile (32) and key-tile (256) edges. */
+    private static final int[][] ATTENTION_SIZES = {
+            {2, 13, 13, 5, 5}, {3, 49, 49, 20, 20}, {2, 49, 49, 21, 21}, {1, 197, 197, 64, 64}, {2, 33, 13, 16, 24},
+            {1, 31, 257, 128, 7}, {2, 32, 1, 3, 1}, {1, 65, 513, 8, 3}, {3, 1, 40, 17, 9}};
+
+    @Test
+    void attentionMatchesTheReferenceOnEveryIsa() {
+        for (DType dt : List.of(DType.FLOAT32, DType.FLOAT64))
+            for (int[] n : ATTENTION_SIZES)
+                for (AttnBias kind : AttnBias.values()) {
+                    if (n[1] * n[2] > 20000 && kind != AttnBias.MASK && kind != AttnBias.NONE) continue;
+                    try (Arena a = Arena.ofConfined()) {
+                        long b = n[0], lq = n[1], lk = n[2], d = n[3], dv = n[4];
+                        Generator g = new Generator(lq * 31 + lk + kind.ordinal());
+                        Strided q = random(view(a, dt, Layout.DENSE, b, lq, d), g, 1, false);
+                        Strided k = random(view(a, dt, Layout.DENSE, b, lk, d), g, 1, false);
+                        Strided v = random(view(a, dt, Layout.DENSE, b, lk, dv), g, 1, false);
+                        Strided go = random(view(a, dt, Layout.DENSE, b, lq, dv), g, 1, false);
+                        Strided bias = attentionBias(a, dt, kind, b, lq, lk, g);
+                        double scale = kind == AttnBias.DENSE ? 0.7 : 1 / Math.sqrt(d);
+                        Strided ro = poison(view(a, dt, Layout.DENSE, b, lq, dv)), rl = poison(view(a, dt, Layout.DENSE, b, lq));
+                        REF.attentionForward(q, k, v, bias, scale, ro, rl);
+                        Strided[] rg = {poison(view(a, dt, Layout.DENSE, b, lq, d)), poison(view(a, dt, Layout.DENSE, b, lk, d)),
+                                poison(view(a, dt, Layout.DENSE, b, lk, dv)),
+                                bias == null ? null : poison(view(a, dt, Layout.DENSE, b, lq, lk))};
+                        REF.attentionBackward(q, k, v, bias, scale, ro, rl, go, rg[0], rg[1], rg[2], rg[3]);
+                        double atol = dt == DType.FLOAT32 ? 2e-5 : 1e-12, rtol = dt == DType.FLOAT32 ? 1e-4 : 1e-9;
+                        String what = dt + " attention " + java.util.Arrays.toString(n) + " bias " + kind;
+                        long before = nat.fallbacks();
+                        eachIsa(isa -> {
+                            Strided no = poison(view(a, dt, Layout.DENSE, b, lq, dv)), nl = poison(view(a, dt, Layout.DENSE, b, lq));
+                            nat.attentionForward(q, k, v, bias, scale, no, nl);
+                            assertStoragesClose(isa + " " + what + " out", ro, no, atol, rtol);
+                            assertStoragesClose(isa + " " + what + " logSumExp", rl, nl, atol, rtol);
+                            // The backward from the reference's saved out and lse, as the op layer would pass its own.
+                            Strided[] ng = {poison(twin(a, rg[0])), poison(twin(a, rg[1])), poison(twin(a, rg[2])),
+                                    rg[3] == null ? null : poison(twin(a, rg[3]))};
+                            nat.attentionBackward(q, k, v, bias, scale, ro, rl, go, ng[0], ng[1], ng[2], ng[3]);
+                            String[] names = {"gradQ", "gradK", "gradV", "gradBias"};
+                            for (int i = 0; i < 4; i++) {
+                                if (rg[i] != null) assertStoragesClose(isa + " " + what + " " + names[i], rg[i], ng[i], atol, rtol);
+                            }
+                            if (kind == AttnBias.MASK) {
+                                // A fully masked row: out 0, lse -inf, gradQ 0 (exactly).
+                                long row = lq / 2;
+                                assertEquals(Double.NEGATIVE_INFINITY, nl.storage().getDouble(row), what + " masked lse");
+                                for (long e = 0; e < dv; e++) assertEquals(0.0, no.storage().getDouble(row * dv + e), what + " masked out");
+                                for (long e = 0; e < d; e++) assertEquals(0.0, ng[0].storage().getDouble(row * d + e), what + " masked gradQ");
+                            }
+                        });
+                        assertEquals(before, nat.fallbacks(), what + ": fell back (" + nat.lastFallback() + ")");
+                    }
+                }
+    }
+
+    /** Identical bits for 1, 2, 3 and 4 threads: forward, and gradK / gradV summed over query tiles. */
+    @Test
+    void attentionIsIndependentOfTheThreadCount() {
+        int[][] sizes = {{1, 197, 197, 64, 64}, {2, 100, 70, 20, 20}, {5, 49, 49, 21, 21}, {1, 40, 300, 16, 8}};
+        try {
+            for (int[] n : sizes)
+                for (boolean masked : new boolean[] {false, true}) {
+                    try (Arena a = Arena.ofConfined()) {
+                        DType dt = DType.FLOAT32;
+                        long b = n[0], lq = n[1], lk = n[2], d = n[3], dv = n[4];
+                        Generator g = new Generator(lq + lk);
+                        Strided q = random(view(a, dt, Layout.DENSE, b, lq, d), g, 1, false);
+                        Strided k = random(view(a, dt, Layout.DENSE, b, lk, d), g, 1, false);
+                        Strided v = random(view(a, dt, Layout.DENSE, b, lk, dv), g, 1, false);
+                        Strided go = random(view(a, dt, Layout.DENSE, b, lq, dv), g, 1, false);
+                        Strided bias = masked ? attentionBias(a, dt, AttnBias.MASK, b, lq, lk, g) : null;
+                        Strided[] first = null;
+                        for (int threads = 1; threads <= 4; threads++) {
+                            nat.setThreads(threads);
+                            Strided o = poison(view(a, dt, Layout.DENSE, b, lq, dv)), l = poison(view(a, dt, Layout.DENSE, b, lq));
+                            nat.attentionForward(q, k, v, bias, 0.125, o, l);
+                            Strided gq = poison(view(a, dt, Layout.DENSE, b, lq, d)), gk = poison(view(a, dt, Layout.DENSE, b, lk, d)),
+                                    gv = poison(view(a, dt, Layout.DENSE, b, lk, dv));
+                            Strided gb = masked ? poison(view(a, dt, Layout.DENSE, b, lq, lk)) : null;
+                            nat.attentionBackward(q, k, v, bias, 0.125, o, l, go, gq, gk, gv, gb);
+                            Strided[] got = {o, l, gq, gk, gv, gb};
+                            if (first == null) {
+                                first = got;
+                            } else {
+                                for (int i = 0; i < got.length; i++) {
+                                    if (got[i] != null) {
+                                        assertStoragesIdentical("attention " + java.util.Arrays.toString(n) + " output " + i
+                                                + " with " + threads + " threads", first[i], got[i]);
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+        } finally {
+            nat.setThreads(Runtime.getRuntime().availableProcessors());
+        }
+    }
+
+    // ---- fused token-relation KL -----------------------------------------------------------------------
+
+    /** (B, H, N, ds, dt, input scale): odd sizes, tile (32) edges, the ViT-T shape; large scales make the 1e-30 floor bite. */
+    private static final double[][] RELATION_SIZES = {
+            {2, 3, 7, 5, 4, 1}, {1, 2, 13, 3, 6, 1}, {1, 1, 9, 4, 4, 30}, {1, 2, 49, 16, 64, 1}, {1, 1, 197, 16, 64, 1},
+            {2, 1, 33, 20, 21, 1}, {1, 2, 32, 8, 8, 12}, {1, 1, 64, 128, 16, 1}, {3, 1, 1, 2, 3, 1}};
+
+    @Test
+    void tokenRelationKlMatchesTheReferenceOnEveryIsa() {
+        for (DType dt : List.of(DType.FLOAT32, DType.FLOAT64))
+            for (double[] c : RELATION_SIZES) {
+                try (Arena a = Arena.ofConfined()) {
+                    long b = (long) c[0], h = (long) c[1], n = (long) c[2], ds = (long) c[3], dtt = (long) c[4];
+                    Generator g = new Generator(n * 7 + ds);
+                    Strided[] st = new Strided[3], te = new Strided[3];
+                    for (int i = 0; i < 3; i++) {
+                        st[i] = random(view(a, dt, Layout.DENSE, b, h, n, ds), g, c[5], false);
+                        te[i] = random(view(a, dt, Layout.DENSE, b, h, n, dtt), g, c[5], false);
+                    }
+                    Strided gl = view(a, dt, Layout.DENSE);
+                    gl.storage().setDouble(0, 1.7);
+                    Strided rl = poison(view(a, dt, Layout.DENSE));
+                    REF.tokenRelationKl(st[0], st[1], st[2], te[0], te[1], te[2], rl);
+                    Strided[] rg = new Strided[3];
+                    for (int i = 0; i < 3; i++) rg[i] = poison(view(a, dt, Layout.DENSE, b, h, n, ds));
+                    REF.tokenRelationKlBackward(st[0], st[1], st[2], te[0], te[1], te[2], gl, rg[0], rg[1], rg[2]);
+                    double atol = dt == DType.FLOAT32 ? 1e-5 : 1e-12, rtol = dt == DType.FLOAT32 ? 1e-4 : 1e-9;
+                    String what = dt + " token relation KL " + java.util.Arrays.toString(c);
+                    long before = nat.fallbacks();
+                    eachIsa(isa -> {
+                        Strided nl = poison(view(a, dt, Layout.DENSE));
+                        nat.tokenRelationKl(st[0], st[1], st[2], te[0], te[1], te[2], nl);
+                        assertStoragesClose(isa + " " + what + " loss", rl, nl, atol, rtol);
+                        Strided[] ng = new Strided[3];
+                        for (int i = 0; i < 3; i++) ng[i] = poison(view(a, dt, Layout.DENSE, b, h, n, ds));
+                        nat.tokenRelationKlBackward(st[0], st[1], st[2], te[0], te[1], te[2], gl, ng[0], ng[1], ng[2]);
+                        String[] names = {"gradQ", "gradK", "gradV"};
+                        for (int i = 0; i < 3; i++) assertStoragesClose(isa + " " + what + " " + names[i], rg[i], ng[i], atol, rtol);
+                    });
+                    assertEquals(before, nat.fallbacks(), what + ": fell back (" + nat.lastFallback() + ")");
+                }
+            }
+    }
+
+    @Test
+    void tokenRelationKlIsIndependentOfTheThreadCount() {
+        double[][] sizes = {{2, 3, 197, 16, 64, 1}, {1, 1, 70, 20, 12, 1}, {1, 3, 41, 8, 8, 12}};
+        try {
+            for (double[] c : sizes) {
+                try (Arena a = Arena.ofConfined()) {
+                    DType dt = DType.FLOAT32;
+                    long b = (long) c[0], h = (long) c[1], n = (long) c[2], ds = (long) c[3], dtt = (long) c[4];
+                    Generator g = new Generator(n);
+                    Strided[] st = new Strided[3], te = new Strided[3];
+                    for (int i = 0; i < 3; i++) {
+                        st[i] = random(view(a, dt, Layout.DENSE, b, h, n, ds), g, c[5], false);
+                        te[i] = random(view(a, dt, Layout.DENSE, b, h, n, dtt), g, c[5], false);
+                    }
+                    Strided gl = view(a, dt, Layout.DENSE);
+                    gl.storage().setDouble(0, 0.9);
+                    Strided[] first = null;
+                    for (int threads = 1; threads <= 4; threads++) {
+                        nat.setThreads(threads);
+                        Strided loss = poison(view(a, dt, Layout.DENSE));
+                        nat.tokenRelationKl(st[0], st[1], st[2], te[0], te[1], te[2], loss);
+                        Strided[] got = {loss, poison(view(a, dt, Layout.DENSE, b, h, n, ds)),
+                                poison(view(a, dt, Layout.DENSE, b, h, n, ds)), poison(view(a, dt, Layout.DENSE, b, h, n, ds))};
+                        nat.tokenRelationKlBackward(st[0], st[1], st[2], te[0], te[1], te[2], gl, got[1], got[2], got[3]);
+                        if (first == null) {
+                            first = got;
+                        } else {
+                            for (int i = 0; i < got.length; i++) {
+                                assertStoragesIdentical("token relation KL " + java.util.Arrays.toString(c) + " output " + i
+                                        + " with " + threads + " threads", first[i], got[i]);
+                            }
+                        }
+                    }
+                }
+            }
+        } finally {
+            nat.setThreads(Runtime.getRuntime().availableProcessors());
+        }
+    }
+
+    /** A NaN input spreads as it does in the reference: through its row, and into the sums it reaches. */
+    @Test
+    void fusedKernelsPropagateNaNLikeTheReference() {
+        for (DType dt : List.of(DType.FLOAT32, DType.FLOAT64)) {
+            try (Arena a = Arena.ofConfined()) {
+                Generator g = new Generator(21);
+                long b = 2, lq = 37, lk = 41, d = 20, dv = 9;
+                Strided q = random(view(a, dt, Layout.DENSE, b, lq, d), g, 1, false);
+                Strided k = random(view(a, dt, Layout.DENSE, b, lk, d), g, 1, false);
+                Strided v = random(view(a, dt, Layout.DENSE, b, lk, dv), g, 1, false);
+                Strided go = random(view(a, dt, Layout.DENSE, b, lq, dv), g, 1, false);
+                q.storage().setDouble(5 * d + 3, Double.NaN);              // query 5 of batch 0
+                v.storage().setDouble((lk + 7) * dv + 2, Double.NaN);      // key 7 of batch 1, feature 2
+                Strided ro = poison(view(a, dt, Layout.DENSE, b, lq, dv)), rl = poison(view(a, dt, Layout.DENSE, b, lq));
+                REF.attentionForward(q, k, v, null, 0.3, ro, rl);
+                Strided[] rg = {poison(view(a, dt, Layout.DENSE, b, lq, d)), poison(view(a, dt, Layout.DENSE, b, lk, d)),
+                        poison(view(a, dt, Layout.DENSE, b, lk, dv))};
+                REF.attentionBackward(q, k, v, null, 0.3, ro, rl, go, rg[0], rg[1], rg[2], null);
+                double atol = dt == DType.FLOAT32 ? 2e-5 : 1e-12, rtol = dt == DType.FLOAT32 ? 1e-4 : 1e-9;
+                eachIsa(isa -> {
+                    Strided no = poison(twin(a, ro)), nl = poison(twin(a, rl));
+                    nat.attentionForward(q, k, v, null, 0.3, no, nl);
+                    assertStoragesClose(isa + " " + dt + " attention with NaN inputs: out", ro, no, atol, rtol);
+                    assertStoragesClose(isa + " " + dt + " attention with NaN inputs: lse", rl, nl, atol, rtol);
+                    Strided[] ng = {poison(twin(a, rg[0])), poison(twin(a, rg[1])), poison(twin(a, rg[2]))};
+                    nat.attentionBackward(q, k, v, null, 0.3, ro, rl, go, ng[0], ng[1], ng[2], null);
+                    for (int i = 0; i < 3; i++) {
+                        assertStoragesClose(isa + " " + dt + " attention with NaN inputs: gradient " + i, rg[i], ng[i], atol, rtol);
+                    }
+                    // token-relation KL: a NaN student entry makes the loss NaN
+                    Strided[] st = new Strided[3], te = new Strided[3];
+                    for (int i = 0; i < 3; i++) {
+                        st[i] = random(view(a, dt, Layout.DENSE, 1, 2, 13, 4), new Generator(i), 1, false);
+                        te[i] = random(view(a, dt, Layout.DENSE, 1, 2, 13, 6), new Generator(i + 9), 1, false);
+                    }
+                    st[1].storage().setDouble(17, Double.NaN);
+                    Strided loss = poison(view(a, dt, Layout.DENSE)), rloss = poison(view(a, dt, Layout.DENSE));
+                    REF.tokenRelationKl(st[0], st[1], st[2], te[0], te[1], te[2], rloss);
+                    nat.tokenRelationKl(st[0], st[1], st[2], te[0], te[1], te[2], zeroed(loss));
+                    assertTrue(Double.isNaN(rloss.storage().getDouble(0)), "the reference's loss is NaN");
+                    assertTrue(Double.isNaN(loss.storage().getDouble(0)), isa + " " + dt + " token relation KL with a NaN: loss "
+                            + loss.storage().getDouble(0));
+                });
+            }
+        }
+    }
+
+    /** The view with its storage set to zero (so that a NaN result is the kernel's, not the poison's). */
+    private static Strided zeroed(Strided s) {
+        for (long i = 0; i < s.storage().numel(); i++) s.storage().setDouble(i, 0);
+        return s;
+    }
+
+    @Test
+    void fusedKernelsLeaveNonContiguousOperandsToTheReference() {
+        try (Arena a = Arena.ofConfined()) {
+            DType dt = DType.FLOAT64;
+            Generator g = new Generator(8);
+            Strided q = random(view(a, dt, Layout.TRANSPOSED, 2, 5, 3), g, 1, false);
+            Strided k = random(view(a, dt, Layout.DENSE, 2, 4, 3), g, 1, false);
+            Strided v = random(view(a, dt, Layout.DENSE, 2, 4, 2), g, 1, false);
+            Strided ro = poison(view(a, dt, Layout.DENSE, 2, 5, 2)), rl = poison(view(a, dt, Layout.DENSE, 2, 5));
+            Strided no = twin(a, ro), nl = twin(a, rl);
+            long before = nat.fallbacks();
+            REF.attentionForward(q, k, v, null, 0.5, ro, rl);
+            nat.attentionForward(q, k, v, null, 0.5, no, nl);
+            assertStoragesClose("attention with a transposed q", ro, no, 0, 0);
+            assertEquals(before + 1, nat.fallbacks(), "the non-contiguous q went to the reference");
+            Strided bad = view(a, dt, Layout.DENSE, 2, 5, 3);
+            assertThrows(IllegalArgumentException.class, () -> nat.attentionForward(q, k, v, null, 0.5, bad, rl));
+        }
+    }
+
     @Test
     void layoutsOutsideTheirStorageAreRejectedBeforeC() {
         try (Arena a = Arena.ofConfined()) {

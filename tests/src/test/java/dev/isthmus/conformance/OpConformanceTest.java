@@ -10,6 +10,7 @@ import dev.isthmus.gradcheck.GradCheckTest;
 import dev.isthmus.ops.Activations;
 import dev.isthmus.ops.Attention;
 import dev.isthmus.ops.Convolution;
+import dev.isthmus.ops.Distillation;
 import dev.isthmus.ops.Elementwise;
 import dev.isthmus.ops.Indexing;
 import dev.isthmus.ops.LinearAlgebra;
@@ -95,6 +96,14 @@ class OpConformanceTest {
         Tensor rowIdx = g.randint(173, 1501), colIdx = g.randint(191, 1501);
         Sparse.CsrMatrix a = Sparse.CsrMatrix.fromCoo(173, 191, rowIdx, colIdx, g.normal(DType.FLOAT32, 1501));
         Sparse.CsrMatrix a64 = new Sparse.CsrMatrix(a.rows(), a.cols(), a.rowPtr(), a.colIdx(), Shapes.cast(a.values(), DType.FLOAT64));
+        // float32 constants: an attention mask (-inf entries, query 5 masked throughout) and a teacher
+        Tensor mask = Elementwise.where(Elementwise.gt(g.uniform(0, 1, DType.FLOAT32, 49, 49), 0.7),
+                Tensor.scalar(Double.NEGATIVE_INFINITY, DType.FLOAT32), Tensor.zeros(DType.FLOAT32, 49, 49));
+        mask = Shapes.cat(List.of(Shapes.narrow(mask, 0, 0, 5), Tensor.full(Double.NEGATIVE_INFINITY, DType.FLOAT32, 1, 49),
+                Shapes.narrow(mask, 0, 6, 43)), 0);
+        Tensor maskFinal = mask;
+        Tensor[] teacher = {g.normal(DType.FLOAT32, 2, 3, 49, 20), g.normal(DType.FLOAT32, 2, 3, 49, 20),
+                g.normal(DType.FLOAT32, 2, 3, 49, 20)};
         return List.of(
                 of("add", "(263,131)+(131)", xs -> Elementwise.add(xs.get(0), xs.get(1)), in(263, 131), in(131)),
                 of("mul", "(3,97,131)*(97,1)", xs -> Elementwise.mul(xs.get(0), xs.get(1)), in(3, 97, 131), in(97, 1)),
@@ -153,6 +162,15 @@ class OpConformanceTest {
                         in(97, 131), in(UNIT, 97, 131)),
                 of("scaled_dot_product_attention", "(3,5,37,16)", xs -> Attention.scaledDotProductAttention(xs.get(0), xs.get(1),
                         xs.get(2), null), in(3, 5, 37, 16), in(3, 5, 41, 16), in(3, 5, 41, 24)),
+                of("scaled_dot_product_attention", "(2,3,49,21) with a -inf mask, a fully masked row",
+                        xs -> Attention.scaledDotProductAttention(xs.get(0), xs.get(1), xs.get(2), maskFinal),
+                        in(2, 3, 49, 21), in(2, 3, 49, 21), in(2, 3, 49, 21)),
+                of("scaled_dot_product_attention", "(1,2,70,64) vs 300 keys, learned (2,70,300) bias",
+                        xs -> Attention.scaledDotProductAttention(xs.get(0), xs.get(1), xs.get(2), xs.get(3)),
+                        in(1, 2, 70, 64), in(1, 2, 300, 64), in(1, 2, 300, 24), in(2, 70, 300)),
+                of("token_relation_kl", "student (2,3,49,16), teacher (2,3,49,20)", xs -> Distillation.tokenRelationKl(
+                        xs.get(0), xs.get(1), xs.get(2), teacher[0], teacher[1], teacher[2]),
+                        in(2, 3, 49, 16), in(2, 3, 49, 16), in(2, 3, 49, 16)),
                 of("spmm", "(173,191) with 1501 entries @ (191,37)", xs -> Sparse.spmm(
                         xs.get(0).dtype() == DType.FLOAT32 ? a : a64, xs.get(0)), in(191, 37)),
                 of("cat", "transposed parts", xs -> Shapes.cat(List.of(xs.get(0), xs.get(1)), 0), in(131, 67), in(37, 67)),

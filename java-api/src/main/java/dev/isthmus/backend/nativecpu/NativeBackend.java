@@ -727,13 +727,83 @@ public final class NativeBackend implements Backend {
 
     @Override public void attentionForward(Strided q, Strided k, Strided v, Strided bias, double scale, Strided out,
                                            Strided logSumExp) {
+        String op = "attention_forward";
+        long[] n = attentionDims(op, q, k, v, bias);
+        Layouts.check(op, "out", out);
+        Layouts.check(op, "logSumExp", logSumExp);
+        requireShape(op, "out", out, n[0], n[1], n[4]);
+        requireShape(op, "logSumExp", logSumExp, n[0], n[1]);
+        if (out.numel() == 0 && logSumExp.numel() == 0) return;
+        String why = fusedProblem(new Strided[] {q, k, v, bias}, 3, new Strided[] {out, logSumExp});
+        if (why == null) {
+            long[] meta = {q.offset(), k.offset(), v.offset(), bias == null ? 0 : bias.offset(),
+                    bias == null ? 0 : bias.strides()[0], bias == null ? 0 : bias.strides()[1],
+                    bias == null ? 0 : bias.strides()[2], out.offset(), logSumExp.offset()};
+            try (Arena a = Arena.ofConfined()) {
+                status(op, (int) NativeBindings.ATTENTION_FORWARD.invokeExact(dt(q), Layouts.longs(a, n),
+                        Layouts.longs(a, meta), seg(q), seg(k), seg(v), segOrNull(bias), scale, seg(out), seg(logSumExp)));
+            } catch (Throwable t) {
+                throw rethrow(t);
+            }
+            return;
+        }
+        fallback(op, why);
         REF.attentionForward(q, k, v, bias, scale, out, logSumExp);
     }
 
     @Override public void attentionBackward(Strided q, Strided k, Strided v, Strided bias, double scale, Strided out,
                                             Strided logSumExp, Strided gradOut, Strided gradQ, Strided gradK,
                                             Strided gradV, Strided gradBias) {
+        String op = "attention_backward";
+        long[] n = attentionDims(op, q, k, v, bias);
+        Strided[] given = {out, logSumExp, gradOut, gradQ, gradK, gradV};
+        String[] names = {"out", "logSumExp", "gradOut", "gradQ", "gradK", "gradV"};
+        for (int i = 0; i < given.length; i++) Layouts.check(op, names[i], given[i]);
+        requireShape(op, "out", out, n[0], n[1], n[4]);
+        requireShape(op, "logSumExp", logSumExp, n[0], n[1]);
+        requireShape(op, "gradOut", gradOut, n[0], n[1], n[4]);
+        requireShape(op, "gradQ", gradQ, q.shape());
+        requireShape(op, "gradK", gradK, k.shape());
+        requireShape(op, "gradV", gradV, v.shape());
+        if (gradBias != null) {
+            Layouts.check(op, "gradBias", gradBias);
+            requireShape(op, "gradBias", gradBias, n[0], n[1], n[2]);
+        }
+        String why = fusedProblem(new Strided[] {q, k, v, bias, out, logSumExp, gradOut}, 3,
+                new Strided[] {gradQ, gradK, gradV, gradBias});
+        if (why == null) {
+            long[] meta = {q.offset(), k.offset(), v.offset(), bias == null ? 0 : bias.offset(),
+                    bias == null ? 0 : bias.strides()[0], bias == null ? 0 : bias.strides()[1],
+                    bias == null ? 0 : bias.strides()[2], out.offset(), logSumExp.offset(), gradOut.offset(),
+                    gradQ.offset(), gradK.offset(), gradV.offset(), gradBias == null ? 0 : gradBias.offset()};
+            try (Arena a = Arena.ofConfined()) {
+                status(op, (int) NativeBindings.ATTENTION_BACKWARD.invokeExact(dt(q), Layouts.longs(a, n),
+                        Layouts.longs(a, meta), seg(q), seg(k), seg(v), segOrNull(bias), scale, seg(out),
+                        seg(logSumExp), seg(gradOut), seg(gradQ), seg(gradK), seg(gradV), segOrNull(gradBias)));
+            } catch (Throwable t) {
+                throw rethrow(t);
+            }
+            return;
+        }
+        fallback(op, why);
         REF.attentionBackward(q, k, v, bias, scale, out, logSumExp, gradOut, gradQ, gradK, gradV, gradBias);
+    }
+
+    /** Checks attention's q (B, Lq, d), k (B, Lk, d), v (B, Lk, dv) and bias (B, Lq, Lk); returns {B, Lq, Lk, d, dv}. */
+    private static long[] attentionDims(String op, Strided q, Strided k, Strided v, Strided bias) {
+        Layouts.check(op, "q", q);
+        Layouts.check(op, "k", k);
+        Layouts.check(op, "v", v);
+        if (q.rank() != 3 || k.rank() != 3 || v.rank() != 3) throw contract(op, "q, k and v must be (B, L, d)", q, k, v);
+        long b = q.shape()[0], lq = q.shape()[1], lk = k.shape()[1], d = q.shape()[2], dv = v.shape()[2];
+        if (k.shape()[0] != b || v.shape()[0] != b || k.shape()[2] != d || v.shape()[1] != lk) {
+            throw contract(op, "q (B, Lq, d), k (B, Lk, d) and v (B, Lk, dv) do not agree", q, k, v);
+        }
+        if (bias != null) {
+            Layouts.check(op, "bias", bias);
+            requireShape(op, "bias", bias, b, lq, lk);
+        }
+        return new long[] {b, lq, lk, d, dv};
     }
 
     @Override public void layerNormForward(Strided x, Strided weight, Strided bias, double eps, Strided out,
@@ -748,14 +818,110 @@ public final class NativeBackend implements Backend {
 
     @Override public void tokenRelationKl(Strided qs, Strided ks, Strided vs, Strided qt, Strided kt, Strided vt,
                                           Strided loss) {
+        String op = "token_relation_kl";
+        long[] n = relationDims(op, qs, ks, vs, qt, kt, vt);
+        Layouts.check(op, "loss", loss);
+        if (loss.rank() != 0) throw contract(op, "loss must be 0-d", loss);
+        String why = fusedProblem(new Strided[] {qs, ks, vs, qt, kt, vt}, -1, new Strided[] {loss});
+        if (why == null) {
+            long[] meta = {qs.offset(), ks.offset(), vs.offset(), qt.offset(), kt.offset(), vt.offset(), loss.offset()};
+            try (Arena a = Arena.ofConfined()) {
+                status(op, (int) NativeBindings.TOKEN_RELATION_KL.invokeExact(dt(qs), Layouts.longs(a, n),
+                        Layouts.longs(a, meta), seg(qs), seg(ks), seg(vs), seg(qt), seg(kt), seg(vt), seg(loss)));
+            } catch (Throwable t) {
+                throw rethrow(t);
+            }
+            return;
+        }
+        fallback(op, why);
         REF.tokenRelationKl(qs, ks, vs, qt, kt, vt, loss);
     }
 
     @Override public void tokenRelationKlBackward(Strided qs, Strided ks, Strided vs, Strided qt, Strided kt,
                                                   Strided vt, Strided gradLoss, Strided gradQs, Strided gradKs,
                                                   Strided gradVs) {
+        String op = "token_relation_kl_backward";
+        long[] n = relationDims(op, qs, ks, vs, qt, kt, vt);
+        Layouts.check(op, "gradLoss", gradLoss);
+        if (gradLoss.rank() != 0) throw contract(op, "gradLoss must be 0-d", gradLoss);
+        Layouts.check(op, "gradQs", gradQs);
+        Layouts.check(op, "gradKs", gradKs);
+        Layouts.check(op, "gradVs", gradVs);
+        requireShape(op, "gradQs", gradQs, qs.shape());
+        requireShape(op, "gradKs", gradKs, qs.shape());
+        requireShape(op, "gradVs", gradVs, qs.shape());
+        String why = fusedProblem(new Strided[] {qs, ks, vs, qt, kt, vt, gradLoss}, -1,
+                new Strided[] {gradQs, gradKs, gradVs});
+        if (why == null) {
+            long[] meta = {qs.offset(), ks.offset(), vs.offset(), qt.offset(), kt.offset(), vt.offset(), gradLoss.offset(),
+                    gradQs.offset(), gradKs.offset(), gradVs.offset()};
+            try (Arena a = Arena.ofConfined()) {
+                status(op, (int) NativeBindings.TOKEN_RELATION_KL_BACKWARD.invokeExact(dt(qs), Layouts.longs(a, n),
+                        Layouts.longs(a, meta), seg(qs), seg(ks), seg(vs), seg(qt), seg(kt), seg(vt), seg(gradLoss),
+                        seg(gradQs), seg(gradKs), seg(gradVs)));
+            } catch (Throwable t) {
+                throw rethrow(t);
+            }
+            return;
+        }
+        fallback(op, why);
         REF.tokenRelationKlBackward(qs, ks, vs, qt, kt, vt, gradLoss, gradQs, gradKs, gradVs);
     }
+
+    /**
+     * Checks the token-relation operands, student (B, H, N, ds) and teacher (B, H, N, dt); returns
+     * {B H, N, ds, dt}.
+     */
+    private static long[] relationDims(String op, Strided qs, Strided ks, Strided vs, Strided qt, Strided kt, Strided vt) {
+        Strided[] all = {qs, ks, vs, qt, kt, vt};
+        String[] names = {"qs", "ks", "vs", "qt", "kt", "vt"};
+        for (int i = 0; i < all.length; i++) Layouts.check(op, names[i], all[i]);
+        for (Strided s : all) if (s.rank() != 4) throw contract(op, "operands must be (B, H, N, d)", all);
+        long[] st = qs.shape(), te = qt.shape();
+        if (!Arrays.equals(ks.shape(), st) || !Arrays.equals(vs.shape(), st) || !Arrays.equals(kt.shape(), te)
+                || !Arrays.equals(vt.shape(), te) || st[0] != te[0] || st[1] != te[1] || st[2] != te[2]
+                || st[3] < 1 || te[3] < 1) {
+            throw contract(op, "student (B, H, N, ds) and teacher (B, H, N, dt) shapes do not agree", all);
+        }
+        return new long[] {st[0] * st[1], st[2], st[3], te[3]};
+    }
+
+    /**
+     * Why a fused kernel cannot run natively, or null. The inputs (null entries skipped) and outputs
+     * must share one floating dtype; every operand but input {@code anyStrides} (the attention bias,
+     * or -1 for none) must be contiguous, as the fused kernels' contract says; outputs must be
+     * writable and overlap no input and no other output.
+     */
+    private static String fusedProblem(Strided[] ins, int anyStrides, Strided[] outs) {
+        DType dtype = ins[0].dtype();
+        if (!dtype.isFloating()) return "dtypes";
+        for (Strided s : ins) if (s != null && s.dtype() != dtype) return "mixed dtypes";
+        for (Strided s : outs) if (s != null && s.dtype() != dtype) return "mixed dtypes";
+        for (int i = 0; i < ins.length; i++) {
+            Strided s = ins[i];
+            if (s == null) continue;
+            if (!Layouts.readable(s)) return "input memory is on the heap";
+            if (i != anyStrides && !s.isContiguous()) return "a non-contiguous operand";
+        }
+        for (int i = 0; i < outs.length; i++) {
+            Strided o = outs[i];
+            if (o == null) continue;
+            if (!o.isContiguous()) return "a non-contiguous output";
+            if (!Layouts.writable(o)) return "output memory is read-only or on the heap";
+            for (Strided in : ins) if (in != null && Layouts.overlaps(in, o)) return "an input overlaps an output";
+            for (int j = 0; j < i; j++) if (outs[j] != null && Layouts.overlaps(outs[j], o)) return "outputs overlap";
+        }
+        return null;
+    }
+
+    /** Throws unless s has exactly the given shape. */
+    private static void requireShape(String op, String what, Strided s, long... shape) {
+        if (!Arrays.equals(s.shape(), shape)) {
+            throw contract(op, what + " must have shape " + Arrays.toString(shape), s);
+        }
+    }
+
+    private static MemorySegment segOrNull(Strided s) { return s == null ? MemorySegment.NULL : seg(s); }
 
     @Override public void adamUpdate(Strided param, Strided grad, Strided m, Strided v, double lr, double beta1,
                                      double beta2, double eps, double weightDecay, long step, boolean decoupled) {

@@ -100,6 +100,25 @@ final class NativeBindings {
     static final MethodHandle MATMUL = isthmus("isthmus_matmul",
             FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS));
 
+    // ---- libisthmus: fused attention and token-relation KL (attention.c, relation.c) ------------
+
+    /** (dt, dims, meta, q, k, v, bias, scale, out, lse); bias may be NULL. */
+    static final MethodHandle ATTENTION_FORWARD = isthmus("isthmus_attention_forward",
+            FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_DOUBLE,
+                    ADDRESS, ADDRESS));
+    /** (dt, dims, meta, q, k, v, bias, scale, out, lse, gout, gq, gk, gv, gbias); bias and gbias may be NULL. */
+    static final MethodHandle ATTENTION_BACKWARD = isthmus("isthmus_attention_backward",
+            FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_DOUBLE,
+                    ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS));
+    /** (dt, dims, meta, qs, ks, vs, qt, kt, vt, loss) */
+    static final MethodHandle TOKEN_RELATION_KL = isthmus("isthmus_token_relation_kl",
+            FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS,
+                    ADDRESS, ADDRESS));
+    /** (dt, dims, meta, qs, ks, vs, qt, kt, vt, gradLoss, gqs, gks, gvs) */
+    static final MethodHandle TOKEN_RELATION_KL_BACKWARD = isthmus("isthmus_token_relation_kl_backward",
+            FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS,
+                    ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS));
+
     // ---- OpenBLAS ---------------------------------------------------------------------------------
 
     /** The GEMMs, called from C (linalg.c) through these addresses. */
