@@ -106,3 +106,38 @@ ISTHMUS_API int isthmus_token_relation_kl_backward(int dt, const int64_t *dims, 
                                                    void *gvs) {
     return isthmus_active()->token_relation_kl_backward(dt, dims, meta, qs, ks, vs, qt, kt, vt, gloss, gqs, gks, gvs);
 }
+
+// dwconv.c, layernorm.c, adam.c, softmax_bwd.c
+
+ISTHMUS_API int isthmus_dwconv2d(int dt, const int64_t *geo, const void *x, const void *w, void *out) {
+    return isthmus_active()->dwconv2d(dt, geo, x, w, out);
+}
+
+ISTHMUS_API int isthmus_dwconv2d_backward_input(int dt, const int64_t *geo, const void *gy, const void *w, void *gx) {
+    return isthmus_active()->dwconv2d_backward_input(dt, geo, gy, w, gx);
+}
+
+ISTHMUS_API int isthmus_dwconv2d_backward_weight(int dt, const int64_t *geo, const void *x, const void *gy, void *gw) {
+    return isthmus_active()->dwconv2d_backward_weight(dt, geo, x, gy, gw);
+}
+
+ISTHMUS_API int isthmus_layer_norm_forward(int dt, const int64_t *dims, double eps, const void *x, const void *w,
+                                           const void *b, void *out, void *mean, void *rstd) {
+    return isthmus_active()->layer_norm_forward(dt, dims, eps, x, w, b, out, mean, rstd);
+}
+
+ISTHMUS_API int isthmus_layer_norm_backward(int dt, const int64_t *dims, const void *gy, const void *x,
+                                            const void *mean, const void *rstd, const void *w, void *gx, void *gw,
+                                            void *gb) {
+    return isthmus_active()->layer_norm_backward(dt, dims, gy, x, mean, rstd, w, gx, gw, gb);
+}
+
+ISTHMUS_API int isthmus_adam_update(int dt, int64_t n, const int64_t *offs, const double *hp, int decoupled, void *p,
+                                    const void *g, void *m, void *v) {
+    return isthmus_active()->adam_update(dt, n, offs, hp, decoupled, p, g, m, v);
+}
+
+ISTHMUS_API int isthmus_softmax_backward(int dt, int rank, const int64_t *meta, int64_t len, int64_t y_step,
+                                         int64_t g_step, int64_t out_step, const void *y, const void *g, void *out) {
+    return isthmus_active()->softmax_backward(dt, rank, meta, len, y_step, g_step, out_step, y, g, out);
+}

@@ -13,11 +13,12 @@ extern const isthmus_table isthmus_table_avx512, isthmus_table_avx2, isthmus_tab
 int isthmus_threads = 1;
 static const isthmus_table *active = &isthmus_table_generic;
 
-// GCC's x86-64-v3 / v4 checks include the OS support for the wider registers (XCR0).
+// GCC's x86-64-v3 / v4 checks include the OS support for the wider registers (XCR0). They return
+// some non-zero value, not necessarily 1, when the CPU has the level: hence the !!.
 static int isa_supported(const isthmus_table *t) {
     __builtin_cpu_init();
-    if (t == &isthmus_table_avx512) return __builtin_cpu_supports("x86-64-v4");
-    if (t == &isthmus_table_avx2) return __builtin_cpu_supports("x86-64-v3");
+    if (t == &isthmus_table_avx512) return !!__builtin_cpu_supports("x86-64-v4");
+    if (t == &isthmus_table_avx2) return !!__builtin_cpu_supports("x86-64-v3");
     return 1;
 }
 

@@ -96,6 +96,18 @@ typedef struct {
     int (*token_relation_kl_backward)(int dt, const int64_t *dims, const int64_t *meta, const void *qs,
                                       const void *ks, const void *vs, const void *qt, const void *kt,
                                       const void *vt, const void *gloss, void *gqs, void *gks, void *gvs);
+    // dwconv.c, layernorm.c, adam.c, softmax_bwd.c
+    int (*dwconv2d)(int dt, const int64_t *geo, const void *x, const void *w, void *out);
+    int (*dwconv2d_backward_input)(int dt, const int64_t *geo, const void *gy, const void *w, void *gx);
+    int (*dwconv2d_backward_weight)(int dt, const int64_t *geo, const void *x, const void *gy, void *gw);
+    int (*layer_norm_forward)(int dt, const int64_t *dims, double eps, const void *x, const void *w, const void *b,
+                              void *out, void *mean, void *rstd);
+    int (*layer_norm_backward)(int dt, const int64_t *dims, const void *gy, const void *x, const void *mean,
+                               const void *rstd, const void *w, void *gx, void *gw, void *gb);
+    int (*adam_update)(int dt, int64_t n, const int64_t *offs, const double *hp, int decoupled, void *p, const void *g,
+                       void *m, void *v);
+    int (*softmax_backward)(int dt, int rank, const int64_t *meta, int64_t len, int64_t y_step, int64_t g_step,
+                            int64_t out_step, const void *y, const void *g, void *out);
 } isthmus_table;
 
 // ---- threads ----------------------------------------------------------------------------------

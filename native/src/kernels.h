@@ -43,6 +43,21 @@ int ISA_FN(k_token_relation_kl)(int dt, const int64_t *dims, const int64_t *meta
 int ISA_FN(k_token_relation_kl_backward)(int dt, const int64_t *dims, const int64_t *meta, const void *qs,
                                          const void *ks, const void *vs, const void *qt, const void *kt,
                                          const void *vt, const void *gloss, void *gqs, void *gks, void *gvs);
+// dwconv.c
+int ISA_FN(k_dwconv2d)(int dt, const int64_t *geo, const void *x, const void *w, void *out);
+int ISA_FN(k_dwconv2d_backward_input)(int dt, const int64_t *geo, const void *gy, const void *w, void *gx);
+int ISA_FN(k_dwconv2d_backward_weight)(int dt, const int64_t *geo, const void *x, const void *gy, void *gw);
+// layernorm.c
+int ISA_FN(k_layer_norm_forward)(int dt, const int64_t *dims, double eps, const void *x, const void *w, const void *b,
+                                 void *out, void *mean, void *rstd);
+int ISA_FN(k_layer_norm_backward)(int dt, const int64_t *dims, const void *gy, const void *x, const void *mean,
+                                  const void *rstd, const void *w, void *gx, void *gw, void *gb);
+// adam.c
+int ISA_FN(k_adam_update)(int dt, int64_t n, const int64_t *offs, const double *hp, int decoupled, void *p,
+                          const void *g, void *m, void *v);
+// softmax_bwd.c
+int ISA_FN(k_softmax_backward)(int dt, int rank, const int64_t *meta, int64_t len, int64_t y_step, int64_t g_step,
+                               int64_t out_step, const void *y, const void *g, void *out);
 #endif
 
 #endif

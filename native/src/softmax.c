@@ -2,7 +2,10 @@
 //
 // Mirrors ReferenceBackend.softmax: per line, max = the largest value (NaN if any is NaN, as
 // Math.max gives), sum = sum of exp(x - max) in double, then exp(x - max) / sum, or
-// (x - max) - log(sum) for the log form. An all -inf line gives NaN, as in the reference.
+// (x - max) - log(sum) for the log form. An all -inf line gives NaN, as in the reference. The
+// division is a multiplication by 1 / sum rounded to the dtype (a division per element, or a round
+// trip through double, costs more than the exponential; the product is within two roundings of the
+// reference's quotient).
 //
 // meta covers the line positions (x's shape with the dim taken out): [shape, x_off, x_strides,
 // out_off, out_strides]; `len` is the dim's size and x_step / out_step the strides along it.
@@ -12,17 +15,105 @@
 // of SM_LANES lines side by side, vectorised across lines; anything else is a strided scalar loop.
 #include "kernels.h"
 
+// 64-byte vector types stay inside this file; GCC's note about passing them by value does not apply.
+#pragma GCC diagnostic ignored "-Wpsabi"
+
 #define SM_LANES 64
 
 typedef struct { int is_log, dt; int64_t len, xs, os; } sm_ctx;
 
-// exp of a float32 shifted value, the same function in every path.
-static inline float sm_exp_f(float v) { return exp_f32(v); }
+// exp of a float32 shifted value v = x - max <= 0 (or NaN), the same function in every path: the
+// Cephes polynomial of exp_f32 (isthmus.h) without the overflow side, which v <= 0 never reaches.
+// 2^n by adding n to the exponent bits, n = round(v / ln 2) in [-126, 0] from the 1.5 * 2^23 trick.
+// v below -87.33654 (e^v under the smallest normal float) and -inf give 0; NaN stays NaN.
+static inline float sm_exp_f(float v) {
+    float vc = v < -87.33654f ? -87.33654f : v;
+    float tm = vc * 1.44269504088896341f + 12582912.0f;
+    float n = tm - 12582912.0f;
+    float r = vc - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+    float z = r * r;
+    float y = ((((1.9875691500e-4f * r + 1.3981999507e-3f) * r + 8.3334519073e-3f) * r
+                + 4.1665795894e-2f) * r + 1.6666665459e-1f) * r + 5.0000001201e-1f;
+    y = y * z + r + 1.0f;
+    int32_t bits;
+    memcpy(&bits, &tm, 4);
+    float result = y * bits_f32((bits - 0x4B400000 + 127) << 23);
+    return v < -87.33654f ? 0.0f : result;
+}
 
 // The sum of exponentials follows the canonical 8-lane order of isthmus.h (element k of a line
 // into lane k % 8), in all three paths, so a line gives the same bits whatever its layout.
 
 // ---- one contiguous line ----------------------------------------------------------------------
+
+typedef float sm_vf16 __attribute__((vector_size(64)));
+typedef float sm_vf8 __attribute__((vector_size(32)));
+typedef double sm_vd8 __attribute__((vector_size(64)));
+typedef int32_t sm_vi16 __attribute__((vector_size(64)));
+
+// The two halves of 16 floats in double.
+#if defined(__AVX512F__)
+#include <immintrin.h>
+static inline void sm_widen16(sm_vf16 v, sm_vd8 *lo, sm_vd8 *hi) {
+    *lo = (sm_vd8) _mm512_cvtps_pd(_mm512_castps512_ps256((__m512) v));
+    *hi = (sm_vd8) _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd((__m512) v), 1)));
+}
+#else
+static inline void sm_widen16(sm_vf16 v, sm_vd8 *lo, sm_vd8 *hi) {
+    sm_vf8 l, h;
+    memcpy(&l, &v, sizeof l);
+    memcpy(&h, (char *) &v + sizeof l, sizeof h);
+    *lo = __builtin_convertvector(l, sm_vd8);
+    *hi = __builtin_convertvector(h, sm_vd8);
+}
+#endif
+
+// The first n < 16 elements of p, the rest `fill`; and the first n lanes of v into p.
+#if defined(__AVX512F__)
+static inline sm_vf16 sm_load_tail(const float *p, int64_t n, float fill) {
+    return (sm_vf16) _mm512_mask_loadu_ps(_mm512_set1_ps(fill), (__mmask16) ((1u << n) - 1), p);
+}
+static inline void sm_store_tail(float *p, sm_vf16 v, int64_t n) {
+    _mm512_mask_storeu_ps(p, (__mmask16) ((1u << n) - 1), (__m512) v);
+}
+#else
+static inline sm_vf16 sm_load_tail(const float *p, int64_t n, float fill) {
+    float t[16];
+    for (int j = 0; j < 16; j++) t[j] = j < n ? p[j] : fill;
+    sm_vf16 v;
+    memcpy(&v, t, sizeof v);
+    return v;
+}
+static inline void sm_store_tail(float *p, sm_vf16 v, int64_t n) {
+    float t[16];
+    memcpy(t, &v, sizeof v);
+    for (int64_t j = 0; j < n; j++) p[j] = t[j];
+}
+#endif
+
+// Lanes of a where mask is set (all ones), else of b.
+static inline sm_vf16 sm_select(sm_vi16 mask, sm_vf16 a, sm_vf16 b) {
+    return (sm_vf16) (((sm_vi16) a & mask) | ((sm_vi16) b & ~mask));
+}
+
+// sm_exp_f on 16 lanes, operation for operation (so the same bits as the scalar function, which the
+// other two paths use, vectorised by GCC or not): written out because GCC's vectorisation of the
+// scalar function spills its lanes through memory between the exponential and the sum.
+static inline sm_vf16 sm_exp16(sm_vf16 v) {
+    sm_vi16 under = v < -87.33654f;
+    sm_vf16 vc = sm_select(under, (sm_vf16) {0} - 87.33654f, v);
+    sm_vf16 tm = vc * 1.44269504088896341f + 12582912.0f;
+    sm_vf16 n = tm - 12582912.0f;
+    sm_vf16 r = vc - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+    sm_vf16 z = r * r;
+    sm_vf16 y = ((((1.9875691500e-4f * r + 1.3981999507e-3f) * r + 8.3334519073e-3f) * r
+                  + 4.1665795894e-2f) * r + 1.6666665459e-1f) * r + 5.0000001201e-1f;
+    y = y * z + r + 1.0f;
+    sm_vf16 result = y * (sm_vf16) (((sm_vi16) tm - 0x4B400000 + 127) << 23);
+    return (sm_vf16) ((sm_vi16) result & ~under);
+}
 
 static void line_f32(int is_log, const float *x, float *o, int64_t len) {
     float m = -INFINITY;
@@ -34,30 +125,36 @@ static void line_f32(int is_log, const float *x, float *o, int64_t len) {
         m = v > m ? v : m;
     }
     if (nan) m = NAN;
-    double l[SUM_LANES] = {0};
-    int64_t k = 0;
-    for (; k + 2 * SUM_LANES <= len; k += 2 * SUM_LANES) {
-        float e[2 * SUM_LANES];
-        #pragma omp simd
-        for (int j = 0; j < 2 * SUM_LANES; j++) e[j] = sm_exp_f(x[k + j] - m);
-        if (!is_log)
-            for (int j = 0; j < 2 * SUM_LANES; j++) o[k + j] = e[j];
-        #pragma omp simd
-        for (int j = 0; j < SUM_LANES; j++) l[j] = (l[j] + (double) e[j]) + (double) e[j + SUM_LANES];
+    // Sixteen elements at a time, the last chunk padded with -inf (whose exponential adds an exact
+    // 0): element k goes to lane k % 8 as (lane + e[k]) + e[k + 8], the canonical order.
+    sm_vd8 acc = {0};
+    for (int64_t k = 0; k < len; k += 2 * SUM_LANES) {
+        int64_t n = len - k < 2 * SUM_LANES ? len - k : 2 * SUM_LANES;
+        sm_vf16 ev;
+        if (n == 2 * SUM_LANES) {
+            sm_vf16 xv;
+            memcpy(&xv, x + k, sizeof xv);
+            ev = sm_exp16(xv - m);
+            if (!is_log) memcpy(o + k, &ev, sizeof ev);
+        } else {
+            ev = sm_exp16(sm_load_tail(x + k, n, -INFINITY) - m);
+            if (!is_log) sm_store_tail(o + k, ev, n);
+        }
+        sm_vd8 lo, hi;
+        sm_widen16(ev, &lo, &hi);
+        acc = (acc + lo) + hi;
     }
-    for (; k < len; k++) {
-        float e = sm_exp_f(x[k] - m);
-        if (!is_log) o[k] = e;
-        l[k & (SUM_LANES - 1)] += (double) e;
-    }
+    double l[SUM_LANES];
+    memcpy(l, &acc, sizeof l);
     double sum = lanes_sum(l);
     if (is_log) {
         double ls = log(sum);
         #pragma omp simd
         for (int64_t q = 0; q < len; q++) o[q] = (float) (((double) x[q] - (double) m) - ls);
     } else {
+        float inv = (float) (1.0 / sum);
         #pragma omp simd
-        for (int64_t q = 0; q < len; q++) o[q] = (float) ((double) o[q] / sum);
+        for (int64_t q = 0; q < len; q++) o[q] = o[q] * inv;
     }
 }
 
@@ -79,7 +176,8 @@ static void line_f64(int is_log, const double *x, double *o, int64_t len) {
         #pragma omp simd
         for (int64_t k = 0; k < len; k++) o[k] = (x[k] - m) - ls;
     } else {
-        for (int64_t k = 0; k < len; k++) o[k] = exp(x[k] - m) / sum;
+        double inv = 1.0 / sum;
+        for (int64_t k = 0; k < len; k++) o[k] = exp(x[k] - m) * inv;
     }
 }
 
@@ -102,7 +200,8 @@ static void line_f64(int is_log, const double *x, double *o, int64_t len) {
             double ls = log(sum);                                                                \
             for (int64_t k = 0; k < len; k++) o[k * os] = (T) (((double) x[k * xs] - (double) m) - ls); \
         } else {                                                                                 \
-            for (int64_t k = 0; k < len; k++) o[k * os] = (T) ((double) EXPF(x[k * xs] - m) / sum); \
+            T inv = (T) (1.0 / sum);                                                             \
+            for (int64_t k = 0; k < len; k++) o[k * os] = EXPF(x[k * xs] - m) * inv;             \
         }                                                                                        \
     } while (0)
 
@@ -147,7 +246,7 @@ static void strided_f64(int is_log, const double *x, int64_t xs, double *o, int6
         for (int64_t j = 0; j < lanes; j++) {                                                    \
             double l[SUM_LANES];                                                                 \
             for (int q = 0; q < SUM_LANES; q++) l[q] = sum[q][j];                                \
-            total[j] = is_log ? log(lanes_sum(l)) : lanes_sum(l);                                \
+            total[j] = is_log ? log(lanes_sum(l)) : 1.0 / lanes_sum(l);                          \
         }                                                                                        \
         if (is_log) {                                                                            \
             for (int64_t k = 0; k < len; k++) {                                                  \
@@ -160,7 +259,7 @@ static void strided_f64(int is_log, const double *x, int64_t xs, double *o, int6
             for (int64_t k = 0; k < len; k++) {                                                  \
                 T *orow = o + k * os;                                                            \
                 _Pragma("omp simd") for (int64_t j = 0; j < lanes; j++)                          \
-                    orow[j] = (T) ((double) orow[j] / total[j]);                                 \
+                    orow[j] = orow[j] * (T) total[j];                                            \
             }                                                                                    \
         }                                                                                        \
     } while (0)

@@ -21,4 +21,11 @@ const isthmus_table ISA_FN(isthmus_table) = {
     .attention_backward = ISA_FN(k_attention_backward),
     .token_relation_kl = ISA_FN(k_token_relation_kl),
     .token_relation_kl_backward = ISA_FN(k_token_relation_kl_backward),
+    .dwconv2d = ISA_FN(k_dwconv2d),
+    .dwconv2d_backward_input = ISA_FN(k_dwconv2d_backward_input),
+    .dwconv2d_backward_weight = ISA_FN(k_dwconv2d_backward_weight),
+    .layer_norm_forward = ISA_FN(k_layer_norm_forward),
+    .layer_norm_backward = ISA_FN(k_layer_norm_backward),
+    .adam_update = ISA_FN(k_adam_update),
+    .softmax_backward = ISA_FN(k_softmax_backward),
 };

@@ -37,6 +37,13 @@ public interface Backend {
     /** Softmax or log-softmax along {@code dim}. */
     void softmax(Strided x, int dim, boolean log, Strided out);
 
+    /**
+     * The gradient of {@link #softmax} (not the log form) along {@code dim}, from its output y:
+     * gradX = y · (gradOut - sum over dim of gradOut · y). y, gradOut and gradX have one shape, any
+     * strides; gradX overlaps neither input.
+     */
+    void softmaxBackward(Strided y, Strided gradOut, int dim, Strided gradX);
+
     /** Batched matrix product: a (B, M, K), b (B, K, N), out (B, M, N), any strides. */
     void matmul(Strided a, Strided b, Strided out);
 

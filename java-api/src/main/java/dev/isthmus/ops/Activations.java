@@ -1,5 +1,6 @@
 package dev.isthmus.ops;
 
+import dev.isthmus.autograd.GradMode;
 import dev.isthmus.backend.Kernels.Binary;
 import dev.isthmus.backend.Kernels.Unary;
 import dev.isthmus.tensor.Tensor;
@@ -71,8 +72,21 @@ public final class Activations {
         int d = Tensor.normalizeDim(dim, x.dim());
         Tensor y = Tensor.empty(x.dtype(), x.device(), x.shape());
         x.backend().softmax(x.data(op), d, false, y.data(op));
-        // dx = y * (g - sum(g * y))
-        return SOFTMAX.record(y, g -> new Tensor[] {mul(y, sub(g, Reductions.sum(mul(g, y), d, true)))}, x);
+        return SOFTMAX.record(y, g -> new Tensor[] {softmaxGradient(op, y, g, d)}, x);
+    }
+
+    /**
+     * dx = y * (g - sum(g * y)) along d: one backend kernel (one pass where these four ops make four,
+     * each with an output of x's size) when autograd is not recording and {@link Fusion} is enabled;
+     * otherwise the ops themselves, so that the gradient can be differentiated again.
+     */
+    private static Tensor softmaxGradient(String op, Tensor y, Tensor g, int d) {
+        if (GradMode.isEnabled() || !Fusion.isEnabled() || g.dtype() != y.dtype() || !g.device().equals(y.device())) {
+            return mul(y, sub(g, Reductions.sum(mul(g, y), d, true)));
+        }
+        Tensor gx = Tensor.empty(y.dtype(), y.device(), y.shape());
+        y.backend().softmaxBackward(y.data(op), Shapes.broadcastData(op, g, y.shape()), d, gx.data(op));
+        return gx;
     }
 
     public static Tensor logSoftmax(Tensor x, int dim) {

@@ -23,6 +23,8 @@ import java.util.function.Supplier;
  *   <li>{@code layer_norm} over exactly the last dim: {@code fused_layer_norm} (mean, var, rsqrt);</li>
  *   <li>{@code token_relation_kl} (matmul, log-softmax, KL), see {@link Distillation}.</li>
  * </ul>
+ * One primitive's backward rule is fused the same way: {@code softmax}'s gradient is the backend's
+ * {@code softmaxBackward} kernel when autograd is not recording, else the ops mul, sum, sub, mul.
  * With fusion disabled ({@code try (var off = Fusion.disabled()) { ... }}) these ops run their
  * composite definitions instead, which is how tests compare the two.
  *

@@ -10,7 +10,10 @@ import dev.isthmus.backend.ref.ReferenceBackend;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.atomic.LongAdder;
 
@@ -38,6 +41,9 @@ public final class NativeBackend implements Backend {
     private static final ReferenceBackend REF = ReferenceBackend.INSTANCE;
     public static final String THREADS_PROPERTY = "isthmus.threads";
     public static final String ISA_PROPERTY = "isthmus.native.isa";
+    public static final String POISON_PROPERTY = "isthmus.native.poison";
+    public static final String CACHE_PROPERTY = "isthmus.native.cacheBytes";
+    private static final boolean POISON = Boolean.getBoolean(POISON_PROPERTY);
 
     private final NativeLibrary.Located library;
     private final int maxRank;
@@ -103,6 +109,14 @@ public final class NativeBackend implements Backend {
             throw new NativeLibrary.LoadException("cannot register OpenBLAS with libisthmus: " + t, t);
         }
         backend.setThreads(threadsSetting());
+        String cache = System.getProperty(CACHE_PROPERTY);
+        if (cache != null && !cache.isBlank()) {
+            try {
+                backend.setMemoryCache(Long.parseLong(cache.strip()));
+            } catch (IllegalArgumentException e) {
+                throw new NativeLibrary.LoadException("-D" + CACHE_PROPERTY + "=" + cache + " is not a byte count >= 0", e);
+            }
+        }
         String isa = System.getProperty(ISA_PROPERTY, "auto").strip().toLowerCase(Locale.ROOT);
         try {
             backend.setIsa(isa.isEmpty() ? "auto" : isa);
@@ -215,9 +229,72 @@ public final class NativeBackend implements Backend {
 
     @Override public Device device() { return Device.CPU; }
 
+    /**
+     * Uninitialised, 64-byte aligned memory from libisthmus ({@code isthmus_alloc}), freed when
+     * {@code arena} closes; {@code arena.allocate} would zero-fill it, one more pass over memory for
+     * every op output, which the kernels then overwrite. libisthmus keeps freed blocks of 64 KiB to
+     * 32 MiB for reuse (see {@link #setMemoryCache}): a block fresh from the OS page-faults on its
+     * first write, which costs more than most kernels that write it. With
+     * {@code -Disthmus.native.poison=true} every new storage is filled with 0xFF bytes (NaN, or -1
+     * for int64), so that a test shows any code reading memory it never wrote.
+     */
     @Override public Storage allocate(DType dtype, long numel, Arena arena) {
-        long bytes = Math.max(1, numel) * dtype.byteSize();
-        return new Storage(arena.allocate(bytes, 64), dtype, numel, Device.CPU);
+        long bytes = Math.multiplyExact(Math.max(1, numel), dtype.byteSize());
+        MemorySegment raw;
+        try {
+            raw = (MemorySegment) NativeBindings.ALLOC.invokeExact(bytes);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+        if (raw.address() == 0) throw new OutOfMemoryError("cannot allocate " + bytes + " bytes for a tensor");
+        MemorySegment segment;
+        try {
+            segment = raw.reinterpret(bytes, arena, NativeBackend::free);
+        } catch (RuntimeException | Error e) {
+            free(raw);
+            throw e;
+        }
+        if (POISON) segment.fill((byte) 0xFF);
+        return new Storage(segment, dtype, numel, Device.CPU);
+    }
+
+    private static void free(MemorySegment block) {
+        try {
+            NativeBindings.FREE.invokeExact(block);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /**
+     * How many bytes of freed tensor memory libisthmus may keep for reuse (default 512 MiB, or
+     * {@code -Disthmus.native.cacheBytes}); 0 gives every block back at once.
+     */
+    public void setMemoryCache(long bytes) {
+        if (bytes < 0) throw new IllegalArgumentException("cache size must be >= 0, got " + bytes);
+        try {
+            NativeBindings.ALLOC_SET_CACHE.invokeExact(bytes);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** Bytes of freed tensor memory held for reuse now. */
+    public long cachedMemory() {
+        try {
+            return (long) NativeBindings.ALLOC_CACHED.invokeExact();
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** Gives the freed tensor memory held for reuse back to the system. */
+    public void releaseCachedMemory() {
+        try {
+            NativeBindings.ALLOC_TRIM.invokeExact();
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
     }
 
     @Override public void copy(Strided src, Strided dst) {
@@ -472,6 +549,38 @@ public final class NativeBackend implements Backend {
         REF.softmax(x, dim, log, out);
     }
 
+    @Override public void softmaxBackward(Strided y, Strided gradOut, int dim, Strided gradX) {
+        String op = "softmax_backward";
+        Layouts.check(op, "y", y);
+        Layouts.check(op, "gradOut", gradOut);
+        Layouts.check(op, "gradX", gradX);
+        sameShape(op, gradX, y, gradOut);
+        int rank = y.rank();
+        String why = rank == 0 || dim < 0 || dim >= rank ? "rank 0 or a bad dim"
+                : y.dtype() != gradX.dtype() || gradOut.dtype() != gradX.dtype() || !y.dtype().isFloating() ? "dtypes" : null;
+        if (why == null) {
+            if (gradX.numel() == 0) return;
+            why = outputProblem(gradX, y, gradOut);
+        }
+        if (why == null) {
+            Layouts.Space sp = Layouts.coalesce(Layouts.without(y.shape(), dim), new long[][] {Layouts.without(y.strides(), dim),
+                    Layouts.without(gradOut.strides(), dim), Layouts.without(gradX.strides(), dim)}, 2);
+            if (sp.rank() <= maxRank) {
+                try (Arena a = Arena.ofConfined()) {
+                    MemorySegment meta = Layouts.longs(a, Layouts.meta(sp, y.offset(), gradOut.offset(), gradX.offset()));
+                    status(op, (int) NativeBindings.SOFTMAX_BACKWARD.invokeExact(dt(y), sp.rank(), meta, y.shape()[dim],
+                            y.strides()[dim], gradOut.strides()[dim], gradX.strides()[dim], seg(y), seg(gradOut), seg(gradX)));
+                } catch (Throwable t) {
+                    throw rethrow(t);
+                }
+                return;
+            }
+            why = "rank " + sp.rank() + " after coalescing";
+        }
+        fallback(op, why);
+        REF.softmaxBackward(y, gradOut, dim, gradX);
+    }
+
     @Override public void matmul(Strided a, Strided b, Strided out) {
         String op = "matmul";
         Layouts.check(op, "a", a);
@@ -709,19 +818,70 @@ public final class NativeBackend implements Backend {
         return null;
     }
 
-    // ---- fused kernels: the C versions are being written; until then the reference computes them ----
+    // ---- fused kernels -----------------------------------------------------------------------------
+    //
+    // Each checks the contract of its Backend method (shapes; a violation throws), then calls C when
+    // every operand is a contiguous float32 or float64 tensor of one dtype in native memory and no
+    // output overlaps another operand; anything else goes to the reference backend.
 
     @Override public void depthwiseConv2d(Strided x, Strided weight, int strideH, int strideW, int padH, int padW, Strided out) {
+        String op = "depthwise_conv2d";
+        long[] geo = depthwiseGeometry(op, x, weight, out, strideH, strideW, padH, padW, x, weight, out);
+        if (out.numel() == 0) return;
+        String why = fusedProblem(new Strided[] {out}, x, weight);
+        if (why == null) {
+            try (Arena a = Arena.ofConfined()) {
+                status(op, (int) NativeBindings.DWCONV2D.invokeExact(dt(out), Layouts.longs(a, geo), seg(x), seg(weight),
+                        seg(out)));
+            } catch (Throwable t) {
+                throw rethrow(t);
+            }
+            return;
+        }
+        fallback(op, why);
         REF.depthwiseConv2d(x, weight, strideH, strideW, padH, padW, out);
     }
 
     @Override public void depthwiseConv2dBackwardInput(Strided gradOut, Strided weight, int strideH, int strideW,
                                                        int padH, int padW, Strided gradInput) {
+        String op = "depthwise_conv2d_backward_input";
+        long[] geo = depthwiseGeometry(op, gradInput, weight, gradOut, strideH, strideW, padH, padW, gradOut, weight,
+                gradInput);
+        if (gradInput.numel() == 0) return;
+        String why = fusedProblem(new Strided[] {gradInput}, gradOut, weight);
+        if (why == null) {
+            try (Arena a = Arena.ofConfined()) {
+                status(op, (int) NativeBindings.DWCONV2D_BACKWARD_INPUT.invokeExact(dt(gradInput), Layouts.longs(a, geo),
+                        seg(gradOut), seg(weight), seg(gradInput)));
+            } catch (Throwable t) {
+                throw rethrow(t);
+            }
+            return;
+        }
+        fallback(op, why);
         REF.depthwiseConv2dBackwardInput(gradOut, weight, strideH, strideW, padH, padW, gradInput);
     }
 
     @Override public void depthwiseConv2dBackwardWeight(Strided x, Strided gradOut, int strideH, int strideW,
                                                         int padH, int padW, Strided gradWeight) {
+        String op = "depthwise_conv2d_backward_weight";
+        long[] geo = depthwiseGeometry(op, x, gradWeight, gradOut, strideH, strideW, padH, padW, x, gradOut, gradWeight);
+        if (gradWeight.numel() == 0) return;
+        String why = fusedProblem(new Strided[] {gradWeight}, x, gradOut);
+        if (why == null && x.numel() == 0) {
+            fill(gradWeight, 0); // no image: every tap sums nothing
+            return;
+        }
+        if (why == null) {
+            try (Arena a = Arena.ofConfined()) {
+                status(op, (int) NativeBindings.DWCONV2D_BACKWARD_WEIGHT.invokeExact(dt(gradWeight), Layouts.longs(a, geo),
+                        seg(x), seg(gradOut), seg(gradWeight)));
+            } catch (Throwable t) {
+                throw rethrow(t);
+            }
+            return;
+        }
+        fallback(op, why);
         REF.depthwiseConv2dBackwardWeight(x, gradOut, strideH, strideW, padH, padW, gradWeight);
     }
 
@@ -808,11 +968,68 @@ public final class NativeBackend implements Backend {
 
     @Override public void layerNormForward(Strided x, Strided weight, Strided bias, double eps, Strided out,
                                            Strided mean, Strided rstd) {
+        String op = "fused_layer_norm";
+        for (Strided s : new Strided[] {x, out, mean, rstd}) Layouts.check(op, "operand", s);
+        for (Strided s : new Strided[] {weight, bias}) if (s != null) Layouts.check(op, "operand", s);
+        if (x.rank() != 2) throw contract(op, "x must be (R, D)", x);
+        long rows = x.shape()[0], d = x.shape()[1];
+        checkShape(op, "out", out, rows, d);
+        checkShape(op, "mean", mean, rows);
+        checkShape(op, "rstd", rstd, rows);
+        checkShape(op, "weight", weight, d);
+        checkShape(op, "bias", bias, d);
+        if (rows == 0) return;
+        String why = d == 0 ? "empty rows" : fusedProblem(new Strided[] {out, mean, rstd}, x, weight, bias);
+        if (why == null) {
+            long[] dims = {rows, d, x.offset(), offset(weight), offset(bias), out.offset(), mean.offset(), rstd.offset()};
+            try (Arena a = Arena.ofConfined()) {
+                status(op, (int) NativeBindings.LAYER_NORM_FORWARD.invokeExact(dt(x), Layouts.longs(a, dims), eps, seg(x),
+                        segOrNull(weight), segOrNull(bias), seg(out), seg(mean), seg(rstd)));
+            } catch (Throwable t) {
+                throw rethrow(t);
+            }
+            return;
+        }
+        fallback(op, why);
         REF.layerNormForward(x, weight, bias, eps, out, mean, rstd);
     }
 
     @Override public void layerNormBackward(Strided gradOut, Strided x, Strided mean, Strided rstd, Strided weight,
                                             Strided gradX, Strided gradWeight, Strided gradBias) {
+        String op = "fused_layer_norm_backward";
+        for (Strided s : new Strided[] {gradOut, x, mean, rstd, gradX}) Layouts.check(op, "operand", s);
+        for (Strided s : new Strided[] {weight, gradWeight, gradBias}) if (s != null) Layouts.check(op, "operand", s);
+        if (x.rank() != 2) throw contract(op, "x must be (R, D)", x);
+        long rows = x.shape()[0], d = x.shape()[1];
+        checkShape(op, "gradOut", gradOut, rows, d);
+        checkShape(op, "gradX", gradX, rows, d);
+        checkShape(op, "mean", mean, rows);
+        checkShape(op, "rstd", rstd, rows);
+        checkShape(op, "weight", weight, d);
+        checkShape(op, "gradWeight", gradWeight, d);
+        checkShape(op, "gradBias", gradBias, d);
+        if (weight == null && gradWeight != null) throw contract(op, "gradWeight without a weight", x, gradWeight);
+        List<Strided> outs = new ArrayList<>(List.of(gradX));
+        if (gradWeight != null) outs.add(gradWeight);
+        if (gradBias != null) outs.add(gradBias);
+        String why = d == 0 ? "empty rows" : fusedProblem(outs.toArray(Strided[]::new), gradOut, x, mean, rstd, weight);
+        if (why == null && rows == 0) {
+            for (Strided s : new Strided[] {gradWeight, gradBias}) if (s != null) fill(s, 0);
+            return;
+        }
+        if (why == null) {
+            long[] dims = {rows, d, gradOut.offset(), x.offset(), mean.offset(), rstd.offset(), offset(weight),
+                    gradX.offset(), offset(gradWeight), offset(gradBias)};
+            try (Arena a = Arena.ofConfined()) {
+                status(op, (int) NativeBindings.LAYER_NORM_BACKWARD.invokeExact(dt(x), Layouts.longs(a, dims), seg(gradOut),
+                        seg(x), seg(mean), seg(rstd), segOrNull(weight), seg(gradX), segOrNull(gradWeight),
+                        segOrNull(gradBias)));
+            } catch (Throwable t) {
+                throw rethrow(t);
+            }
+            return;
+        }
+        fallback(op, why);
         REF.layerNormBackward(gradOut, x, mean, rstd, weight, gradX, gradWeight, gradBias);
     }
 
@@ -925,7 +1142,90 @@ public final class NativeBackend implements Backend {
 
     @Override public void adamUpdate(Strided param, Strided grad, Strided m, Strided v, double lr, double beta1,
                                      double beta2, double eps, double weightDecay, long step, boolean decoupled) {
+        String op = "adam_step";
+        for (Strided s : new Strided[] {param, grad, m, v}) Layouts.check(op, "operand", s);
+        sameShape(op, param, grad, m, v);
+        if (step < 1) throw contract(op, "step counts from 1, got " + step, param);
+        long n = param.numel();
+        if (n == 0) return;
+        String why = fusedProblem(new Strided[] {param, m, v}, grad);
+        if (why == null) {
+            // The bias corrections as the reference computes them (Math.pow), so both round alike.
+            double[] hyper = {1 - lr * weightDecay, weightDecay, beta1, beta2, lr / (1 - Math.pow(beta1, step)),
+                    Math.sqrt(1 - Math.pow(beta2, step)), eps};
+            try (Arena a = Arena.ofConfined()) {
+                status(op, (int) NativeBindings.ADAM_UPDATE.invokeExact(dt(param), n,
+                        Layouts.longs(a, param.offset(), grad.offset(), m.offset(), v.offset()),
+                        a.allocateFrom(ValueLayout.JAVA_DOUBLE, hyper), decoupled ? 1 : 0, seg(param), seg(grad), seg(m),
+                        seg(v)));
+            } catch (Throwable t) {
+                throw rethrow(t);
+            }
+            return;
+        }
+        fallback(op, why);
         REF.adamUpdate(param, grad, m, v, lr, beta1, beta2, eps, weightDecay, step, decoupled);
+    }
+
+    // ---- helpers of the fused kernels ------------------------------------------------------------
+
+    /**
+     * Checks a depthwise convolution's image (N, C, H, W), filter (C, 1, kh, kw) and output (N, C,
+     * outH, outW) against each other and the window, and returns the geometry C reads: [N, C, H, W,
+     * kh, kw, sh, sw, ph, pw, outH, outW] and the offsets of the three operands, in call order.
+     */
+    private static long[] depthwiseGeometry(String op, Strided image, Strided filter, Strided output, int sh, int sw,
+                                            int ph, int pw, Strided first, Strided second, Strided third) {
+        for (Strided s : new Strided[] {first, second, third}) Layouts.check(op, "operand", s);
+        if (image.rank() != 4 || filter.rank() != 4 || output.rank() != 4) {
+            throw contract(op, "needs (N, C, H, W), (C, 1, kh, kw) and (N, C, outH, outW) operands", first, second, third);
+        }
+        long[] is = image.shape(), fs = filter.shape(), os = output.shape();
+        if (sh < 1 || sw < 1 || ph < 0 || pw < 0 || fs[2] < 1 || fs[3] < 1) {
+            throw contract(op, "invalid stride (" + sh + ", " + sw + ") or padding (" + ph + ", " + pw + ")", first, second,
+                    third);
+        }
+        long oh = (is[2] + 2L * ph - fs[2]) / sh + 1, ow = (is[3] + 2L * pw - fs[3]) / sw + 1;
+        if (fs[0] != is[1] || fs[1] != 1 || os[0] != is[0] || os[1] != is[1] || os[2] != oh || os[3] != ow
+                || is[2] + 2L * ph < fs[2] || is[3] + 2L * pw < fs[3]) {
+            throw contract(op, "shapes do not agree with stride (" + sh + ", " + sw + ") and padding (" + ph + ", " + pw
+                    + ")", first, second, third);
+        }
+        return new long[] {is[0], is[1], is[2], is[3], fs[2], fs[3], sh, sw, ph, pw, oh, ow, first.offset(),
+                second.offset(), third.offset()};
+    }
+
+    /**
+     * Why a fused kernel cannot run natively on these operands, or null: mixed or non-floating
+     * dtypes, a non-contiguous operand (the op layer passes contiguous ones), memory C may not use,
+     * or an output overlapping another operand. Null inputs (absent optional operands) are skipped.
+     */
+    private static String fusedProblem(Strided[] outputs, Strided... inputs) {
+        DType dtype = outputs[0].dtype();
+        if (!dtype.isFloating()) return "dtype " + dtype;
+        List<Strided> all = new ArrayList<>(Arrays.asList(outputs));
+        for (Strided in : inputs) if (in != null) all.add(in);
+        for (Strided s : all) {
+            if (s.dtype() != dtype) return "mixed dtypes";
+            if (!s.isContiguous()) return "a non-contiguous operand";
+        }
+        for (Strided out : outputs) {
+            if (!Layouts.writable(out)) return "output memory is read-only or on the heap";
+            for (Strided other : all) {
+                if (other == out) continue;
+                if (!Layouts.readable(other)) return "input memory is on the heap";
+                if (out.numel() > 0 && other.numel() > 0 && Layouts.overlaps(out, other)) return "an output overlaps another operand";
+            }
+        }
+        return null;
+    }
+
+    private static long offset(Strided s) { return s == null ? 0 : s.offset(); }
+
+    private static void checkShape(String op, String what, Strided s, long... shape) {
+        if (s != null && !Arrays.equals(s.shape(), shape)) {
+            throw new IllegalArgumentException(op + ": " + what + " must have shape " + Arrays.toString(shape) + ", got " + s);
+        }
     }
 
     private void fallback(String op, String why) {

@@ -119,6 +119,47 @@ final class NativeBindings {
             FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS,
                     ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS));
 
+    // ---- libisthmus: tensor memory (alloc.c) -----------------------------------------------------
+
+    /** (bytes) -> uninitialised, 64-byte aligned memory, or NULL */
+    static final MethodHandle ALLOC = isthmus("isthmus_alloc", FunctionDescriptor.of(ADDRESS, JAVA_LONG));
+    /** (pointer from ALLOC) */
+    static final MethodHandle FREE = isthmus("isthmus_free", FunctionDescriptor.ofVoid(ADDRESS));
+    /** () releases the cached free blocks */
+    static final MethodHandle ALLOC_TRIM = isthmus("isthmus_alloc_trim", FunctionDescriptor.ofVoid());
+    /** (bytes) the most the cache of free blocks may hold */
+    static final MethodHandle ALLOC_SET_CACHE = isthmus("isthmus_alloc_set_cache", FunctionDescriptor.ofVoid(JAVA_LONG));
+    /** () bytes in the cache of free blocks */
+    static final MethodHandle ALLOC_CACHED = isthmus("isthmus_alloc_cached", FunctionDescriptor.of(JAVA_LONG));
+
+    // ---- libisthmus: fused kernels (dwconv.c, layernorm.c, adam.c) and softmax's gradient --------
+
+    /** (dt, geo, x, w, out) */
+    static final MethodHandle DWCONV2D = isthmus("isthmus_dwconv2d",
+            FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS));
+    /** (dt, geo, gradOut, w, gradInput) */
+    static final MethodHandle DWCONV2D_BACKWARD_INPUT = isthmus("isthmus_dwconv2d_backward_input",
+            FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS));
+    /** (dt, geo, x, gradOut, gradWeight) */
+    static final MethodHandle DWCONV2D_BACKWARD_WEIGHT = isthmus("isthmus_dwconv2d_backward_weight",
+            FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS));
+    /** (dt, dims, eps, x, weight, bias, out, mean, rstd) */
+    static final MethodHandle LAYER_NORM_FORWARD = isthmus("isthmus_layer_norm_forward",
+            FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, JAVA_DOUBLE, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS,
+                    ADDRESS));
+    /** (dt, dims, gradOut, x, mean, rstd, weight, gradX, gradWeight, gradBias) */
+    static final MethodHandle LAYER_NORM_BACKWARD = isthmus("isthmus_layer_norm_backward",
+            FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS,
+                    ADDRESS, ADDRESS));
+    /** (dt, n, offs, hyper, decoupled, param, grad, m, v) */
+    static final MethodHandle ADAM_UPDATE = isthmus("isthmus_adam_update",
+            FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG, ADDRESS, ADDRESS, JAVA_INT, ADDRESS, ADDRESS, ADDRESS,
+                    ADDRESS));
+    /** (dt, rank, meta, len, y_step, g_step, out_step, y, gradOut, gradX) */
+    static final MethodHandle SOFTMAX_BACKWARD = isthmus("isthmus_softmax_backward",
+            FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG,
+                    ADDRESS, ADDRESS, ADDRESS));
+
     // ---- OpenBLAS ---------------------------------------------------------------------------------
 
     /** The GEMMs, called from C (linalg.c) through these addresses. */

@@ -131,6 +131,22 @@ public final class ReferenceBackend implements Backend {
                 });
     }
 
+    @Override public void softmaxBackward(Strided y, Strided gradOut, int dim, Strided gradX) {
+        Storage sy = y.storage(), sg = gradOut.storage(), d = gradX.storage();
+        long len = y.shape()[dim], ys = y.strides()[dim], gs = gradOut.strides()[dim], os = gradX.strides()[dim];
+        long[] rowShape = y.shape().clone();
+        rowShape[dim] = 1;
+        Strided.forEach(rowShape, new long[][] {y.strides(), gradOut.strides(), gradX.strides()},
+                new long[] {y.offset(), gradOut.offset(), gradX.offset()}, (i, at) -> {
+                    double dot = 0;
+                    for (long k = 0; k < len; k++) dot += sg.getDouble(at[1] + k * gs) * sy.getDouble(at[0] + k * ys);
+                    for (long k = 0; k < len; k++) {
+                        double yv = sy.getDouble(at[0] + k * ys);
+                        d.setDouble(at[2] + k * os, yv * (sg.getDouble(at[1] + k * gs) - dot));
+                    }
+                });
+    }
+
     @Override public void matmul(Strided a, Strided b, Strided out) {
         long batch = out.shape()[0], m = out.shape()[1], n = out.shape()[2], k = a.shape()[2];
         long[] as = a.strides(), bs = b.strides(), os = out.strides();

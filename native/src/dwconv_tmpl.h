@@ -1,0 +1,355 @@
+// dwconv_tmpl.h: the depthwise convolution kernels for one element type, included by dwconv.c once
+// per dtype with T (the element type), V (a 64-byte GCC vector of T), VL (its lane count) and SFX
+// (the name suffix) defined. dwconv.c explains the method.
+
+#define DW_CAT2(a, b) a##_##b
+#define DW_CAT(a, b) DW_CAT2(a, b)
+#define F(name) DW_CAT(name, SFX)
+
+// Unaligned vector load and store (macros: a 64-byte vector passed by value draws ABI notes from
+// GCC in the builds without AVX-512).
+#define DW_LD(p) ({ V v_; memcpy(&v_, (p), sizeof v_); v_; })
+#define DW_ST(p, v) do { V v_ = (v); memcpy((p), &v_, sizeof v_); } while (0)
+
+// The first n lanes of a row vector into dst.
+#define DW_STORE_ROW(NAME, VR, MASKED)                                                                 \
+    static inline __attribute__((always_inline)) void F(NAME)(T *dst, VR v, int64_t n) { MASKED; }
+DW_STORE_ROW(store_half, VH, DW_MASKED_STORE_HALF)
+#undef DW_STORE_ROW
+
+// ---- packing a plane into its phase buffers ---------------------------------------------------
+//
+// Carries out the call's moves (see flat_moves) from one source plane: the data positions of the
+// virtual image. Every other position of the buffers is zero from the thread's first memset and
+// stays zero, since every plane of a call has the same footprint.
+static void F(pack)(const flat_geo *g, const T *src, T *ph) {
+    const dw_move *mv = g->moves;
+    const int64_t n = g->nmoves, dw = g->dw;
+    for (int64_t k = 0; k < n; k++) {
+        T *dst = ph + mv[k].dst;
+        const T *s0 = src + mv[k].src;
+        switch (mv[k].kind) {
+            case MOVE_COPY: F(copy)(dst, s0, mv[k].n); break;
+            case MOVE_GATHER2: F(gather2)(dst, s0, mv[k].n); break;
+            case MOVE_SCATTER2: F(scatter2)(dst, s0, mv[k].n); break;
+            default:
+                for (int64_t c = 0; c < mv[k].n; c++) dst[c * dw] = s0[c];
+                break;
+        }
+    }
+}
+
+// ---- the flat correlation ---------------------------------------------------------------------
+//
+// out[q] = sum over taps (i, j) of w[i][j] * ph[(i % SH) * SW + j % SW][q + (i / SH) * wq + j / SW]
+// for q in [0, nv * VL), NB vectors of outputs at a time (NB independent FMA chains, 4 to 8 where
+// there are enough vectors, so that FMA latency hides). Each output is summed in tap order,
+// (i, j) row-major, in T. With constant KH, KW, SH, SW the taps unroll.
+static inline __attribute__((always_inline)) void F(conv_block)(const flat_geo *g, const T *ph, const T *w, T *out,
+                                                                int64_t q, const int NB, const int KH, const int KW,
+                                                                const int SH, const int SW) {
+    const int64_t wq = g->wq, psize = g->psize;
+    V acc[8];
+    _Pragma("GCC unroll 8") for (int b = 0; b < NB; b++) acc[b] = (V) {0};
+    _Pragma("GCC unroll 8") for (int i = 0; i < KH; i++) {
+        _Pragma("GCC unroll 8") for (int j = 0; j < KW; j++) {
+            const T *p = ph + ((i % SH) * SW + j % SW) * psize + (i / SH) * wq + j / SW + q;
+            V wv = w[i * KW + j] - (V) {0}; // a broadcast (x - +0 is x exactly)
+            _Pragma("GCC unroll 8") for (int b = 0; b < NB; b++) acc[b] += wv * DW_LD(p + b * VL);
+        }
+    }
+    _Pragma("GCC unroll 8") for (int b = 0; b < NB; b++) DW_ST(out + q + b * VL, acc[b]);
+}
+
+static inline __attribute__((always_inline)) void F(conv)(const flat_geo *g, const T *ph, const T *w, T *out,
+                                                          const int KH, const int KW, const int SH, const int SW) {
+    int64_t left = g->nv, q = 0;
+#define DW_BLOCK(nb) F(conv_block)(g, ph, w, out, q, nb, KH, KW, SH, SW)
+    for (; left >= 12; left -= 8, q += 8 * VL) DW_BLOCK(8);
+    // 0 to 11 vectors left: one block of 1 to 7, or two of 4 to 6.
+    while (left > 0) {
+        int64_t nb = left >= 8 ? left / 2 : left;
+        switch (nb) {
+            case 1: DW_BLOCK(1); break;
+            case 2: DW_BLOCK(2); break;
+            case 3: DW_BLOCK(3); break;
+            case 4: DW_BLOCK(4); break;
+            case 5: DW_BLOCK(5); break;
+            case 6: DW_BLOCK(6); break;
+            default: DW_BLOCK(7); break;
+        }
+        left -= nb;
+        q += nb * VL;
+    }
+#undef DW_BLOCK
+}
+
+// ---- row mode: one vector per output row -------------------------------------------------------
+//
+// For narrow outputs (outW <= RL lanes, RL = VL or VL / 2) each output row is one vector, stored
+// straight into the output plane with a mask, and the tap rows that read only zero rows of the
+// virtual image (the padding above and below, and the empty rows between spread-out rows of the
+// input gradient for stride 2) are skipped: g->rowmask[y] has bit i set when tap row i of output
+// row y reads data. A row sums each tap row in its own accumulator (tap order within it, the
+// independent chains hide FMA latency), then adds the tap rows' sums in order.
+#define DW_ROWS(NAME, VR, RL, STORE)                                                                   \
+    static inline __attribute__((always_inline)) void F(NAME)(const flat_geo *g, const T *ph, const T *w, T *out, \
+                                                              const int KH, const int KW, const int SH,    \
+                                                              const int SW) {                              \
+        const int64_t wq = g->wq, psize = g->psize, ow = g->ow;                                        \
+        for (int64_t y = 0; y < g->oh; y++) {                                                          \
+            const uint32_t m = g->rowmask[y];                                                          \
+            VR acc[8];                                                                                 \
+            _Pragma("GCC unroll 8") for (int i = 0; i < KH; i++) {                                     \
+                acc[i] = (VR) {0};                                                                     \
+                if (!((m >> i) & 1)) continue;                                                         \
+                const T *base = ph + ((i % SH) * SW) * psize + (y + i / SH) * wq;                      \
+                _Pragma("GCC unroll 8") for (int j = 0; j < KW; j++) {                                 \
+                    VR v;                                                                              \
+                    memcpy(&v, base + (j % SW) * psize + j / SW, sizeof v);                            \
+                    acc[i] += (w[i * KW + j] - (VR) {0}) * v;                                          \
+                }                                                                                      \
+            }                                                                                          \
+            VR total = acc[0];                                                                         \
+            _Pragma("GCC unroll 8") for (int i = 1; i < KH; i++) total += acc[i];                      \
+            STORE(out + y * ow, total, ow);                                                            \
+        }                                                                                              \
+    }
+DW_ROWS(rows_half, VH, VL / 2, F(store_half))
+#undef DW_ROWS
+
+// ---- the weight gradient of one plane -----------------------------------------------------------
+//
+// acc[tap] += the dot product of gy (flat, zero outside the outputs) with the tap's shifted phase
+// buffer, in four lanes-wide partial sums combined as (a0 + a1) + (a2 + a3).
+static inline __attribute__((always_inline)) void F(wgrad)(const flat_geo *g, const T *ph, const T *gy, V *acc,
+                                                           const int KH, const int KW, const int SH, const int SW) {
+    const int64_t wq = g->wq, nq = g->nq4, psize = g->psize;
+    _Pragma("GCC unroll 8") for (int i = 0; i < KH; i++) {
+        _Pragma("GCC unroll 8") for (int j = 0; j < KW; j++) {
+            const T *p = ph + ((i % SH) * SW + j % SW) * psize + (i / SH) * wq + j / SW;
+            V a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+            for (int64_t q = 0; q < nq; q += 4 * VL) {
+                a0 += DW_LD(gy + q) * DW_LD(p + q);
+                a1 += DW_LD(gy + q + VL) * DW_LD(p + q + VL);
+                a2 += DW_LD(gy + q + 2 * VL) * DW_LD(p + q + 2 * VL);
+                a3 += DW_LD(gy + q + 3 * VL) * DW_LD(p + q + 3 * VL);
+            }
+            acc[i * KW + j] += (a0 + a1) + (a2 + a3);
+        }
+    }
+}
+
+typedef void (*F(conv_fn))(const flat_geo *, const T *, const T *, T *);
+typedef void (*F(wgrad_fn))(const flat_geo *, const T *, const T *, V *);
+
+// The output goes to the flat buffer (flat mode, g->rows == 0) or straight to the plane (row mode).
+#define DW_SPEC(K, S)                                                                                  \
+    static void F(conv_k##K##s##S)(const flat_geo *g, const T *ph, const T *w, T *out) {             \
+        if (g->rows) F(rows_half)(g, ph, w, out, K, K, S, S);                                          \
+        else F(conv)(g, ph, w, out, K, K, S, S);                                                       \
+    }                                                                                                  \
+    static void F(wgrad_k##K##s##S)(const flat_geo *g, const T *ph, const T *gy, V *acc) {           \
+        F(wgrad)(g, ph, gy, acc, K, K, S, S);                                                          \
+    }
+DW_SPEC(3, 1)
+DW_SPEC(5, 1)
+DW_SPEC(7, 1)
+DW_SPEC(3, 2)
+DW_SPEC(5, 2)
+DW_SPEC(7, 2)
+#undef DW_SPEC
+
+static void F(conv_any)(const flat_geo *g, const T *ph, const T *w, T *out) {
+    F(conv)(g, ph, w, out, g->kh, g->kw, g->sh, g->sw);
+}
+
+static void F(wgrad_any)(const flat_geo *g, const T *ph, const T *gy, V *acc) {
+    F(wgrad)(g, ph, gy, acc, g->kh, g->kw, g->sh, g->sw);
+}
+
+#define DW_PICK(KIND)                                                                                  \
+    static F(KIND##_fn) F(pick_##KIND)(const flat_geo *g) {                                            \
+        if (g->kh == g->kw && g->sh == g->sw) {                                                        \
+            switch (g->kh * 10 + g->sh) {                                                              \
+                case 31: return F(KIND##_k3s1);                                                        \
+                case 51: return F(KIND##_k5s1);                                                        \
+                case 71: return F(KIND##_k7s1);                                                        \
+                case 32: return F(KIND##_k3s2);                                                        \
+                case 52: return F(KIND##_k5s2);                                                        \
+                case 72: return F(KIND##_k7s2);                                                        \
+                default: break;                                                                        \
+            }                                                                                          \
+        }                                                                                              \
+        return F(KIND##_any);                                                                          \
+    }
+DW_PICK(conv)
+DW_PICK(wgrad)
+#undef DW_PICK
+
+// Row mode for a specialised kernel and narrow outputs: the lanes of the vector that holds a row.
+static int F(row_lanes)(const flat_geo *g) {
+    int special = g->kh == g->kw && g->sh == g->sw && (g->kh == 3 || g->kh == 5 || g->kh == 7) && g->sh <= 2;
+    if (!special || g->rowmask == NULL) return 0;
+    // (A full vector per row is slower than flat mode: a row then reads each weight for one FMA.)
+    return g->ow <= VL / 2 ? VL / 2 : 0;
+}
+
+// ---- per-thread scratch ---------------------------------------------------------------------------
+
+typedef struct {
+    T *mem;
+    T *ph; // sh * sw phase buffers of psize elements each
+    T *tmp; // nq4 elements: the flat output, or the flat gradient for the weight gradient
+} F(scratch);
+
+// Phase buffers (zeroed) and the flat buffer; returns 0 when out of memory.
+static int F(scratch_init)(F(scratch) *s, const flat_geo *g, int zero_tmp) {
+    int nph = g->sh * g->sw;
+    size_t elems = (size_t) nph * (size_t) g->psize + (size_t) g->nq4;
+    size_t bytes = (elems * sizeof(T) + 63) / 64 * 64;
+    s->mem = aligned_alloc(64, bytes);
+    if (s->mem == NULL) return 0;
+    memset(s->mem, 0, (size_t) nph * (size_t) g->psize * sizeof(T));
+    s->ph = s->mem;
+    s->tmp = s->mem + (size_t) nph * (size_t) g->psize;
+    if (zero_tmp) memset(s->tmp, 0, (size_t) g->nq4 * sizeof(T));
+    return 1;
+}
+
+// Copies the valid part (oh rows of ow) of a flat result into a dense plane.
+static inline void F(unflatten)(const flat_geo *g, const T *flat, T *dst) {
+    if (g->wq == g->ow) {
+        F(copy)(dst, flat, g->oh * g->ow);
+        return;
+    }
+    for (int64_t y = 0; y < g->oh; y++) F(copy)(dst + y * g->ow, flat + y * g->wq, g->ow);
+}
+
+// ---- the kernels ------------------------------------------------------------------------------
+
+// One flat correlation per plane: out plane p = correlation of src plane p with weights of channel
+// p % c, on the geometry g. Planes run in parallel; each output element is computed by one thread.
+static int F(planes)(flat_geo *g, int64_t planes, int64_t c, const T *src, const T *w, T *out) {
+    g->rows = F(row_lanes)(g);
+    F(conv_fn) fn = F(pick_conv)(g);
+    int64_t in_plane = g->hs * g->ws, out_plane = g->oh * g->ow, taps = (int64_t) g->kh * g->kw;
+    int64_t work = planes * g->nv * VL * taps;
+    int threads = par_threads(work);
+    if (threads > planes) threads = (int) planes;
+    int failed = 0;
+    #pragma omp parallel num_threads(threads)
+    {
+        F(scratch) s;
+        int ok = F(scratch_init)(&s, g, 0);
+        if (!ok) {
+            #pragma omp atomic write
+            failed = 1;
+        }
+        #pragma omp for schedule(static)
+        for (int64_t p = 0; p < planes; p++) {
+            if (!ok) continue;
+            F(pack)(g, src + p * in_plane, s.ph);
+            if (g->rows) {
+                fn(g, s.ph, w + (p % c) * taps, out + p * out_plane);
+            } else {
+                fn(g, s.ph, w + (p % c) * taps, s.tmp);
+                F(unflatten)(g, s.tmp, out + p * out_plane);
+            }
+        }
+        free(s.mem);
+    }
+    return failed ? ST_NO_MEMORY : ST_OK;
+}
+
+static int F(dw_forward)(const dw_dims *d, const T *x, const T *w, T *out) {
+    flat_geo g;
+    if (!flat_init(&g, d->kh, d->kw, d->sh, d->sw, 1, 1, d->ph, d->pw, d->h, d->w, d->oh, d->ow, VL)) return ST_NO_MEMORY;
+    int st = F(planes)(&g, d->n * d->c, d->c, x, w, out);
+    flat_free(&g);
+    return st;
+}
+
+// gradInput: the correlation of gradOut, placed every stride elements (zeros between) and padded
+// by k - 1 - p, with the flipped filter, at stride 1.
+static int F(dw_backward_input)(const dw_dims *d, const T *gy, const T *w, T *gx) {
+    int64_t taps = (int64_t) d->kh * d->kw;
+    T *flipped = malloc((size_t) (d->c * taps) * sizeof(T));
+    if (flipped == NULL) return ST_NO_MEMORY;
+    for (int64_t ch = 0; ch < d->c; ch++)
+        for (int64_t t = 0; t < taps; t++) flipped[ch * taps + t] = w[ch * taps + taps - 1 - t];
+    flat_geo g;
+    int st = ST_NO_MEMORY;
+    if (flat_init(&g, d->kh, d->kw, 1, 1, d->sh, d->sw, d->kh - 1 - d->ph, d->kw - 1 - d->pw, d->oh, d->ow, d->h, d->w,
+                  VL)) {
+        st = F(planes)(&g, d->n * d->c, d->c, gy, flipped, gx);
+    }
+    flat_free(&g);
+    free(flipped);
+    return st;
+}
+
+// gradWeight[c][tap] = sum over images n of the plane (n, c)'s dot product of gradOut with the
+// tap's shifted input. Channels run in parallel and each channel's images in order, so the result
+// does not depend on the thread count.
+static int F(dw_backward_weight)(const dw_dims *d, const T *x, const T *gy, T *gw) {
+    flat_geo g;
+    if (!flat_init(&g, d->kh, d->kw, d->sh, d->sw, 1, 1, d->ph, d->pw, d->h, d->w, d->oh, d->ow, VL)) {
+        flat_free(&g);
+        return ST_NO_MEMORY;
+    }
+    F(wgrad_fn) fn = F(pick_wgrad)(&g);
+    int taps = d->kh * d->kw;
+    int64_t in_plane = d->h * d->w, out_plane = d->oh * d->ow;
+    // How many planes the lanes sum in T before they are folded into double.
+    int64_t every = 4096 / g.nq4;
+    if (every < 1) every = 1;
+    int threads = par_threads(d->n * d->c * g.nq4 * taps);
+    if (threads > d->c) threads = (int) d->c;
+    int failed = 0;
+    #pragma omp parallel num_threads(threads)
+    {
+        F(scratch) s;
+        int ok = F(scratch_init)(&s, &g, 1);
+        V *acc = ok ? aligned_alloc(64, (size_t) taps * sizeof(V)) : NULL;
+        double *lanes = ok ? malloc((size_t) taps * VL * sizeof(double)) : NULL;
+        if (!ok || acc == NULL || lanes == NULL) {
+            ok = 0;
+            #pragma omp atomic write
+            failed = 1;
+        }
+        #pragma omp for schedule(static)
+        for (int64_t ch = 0; ch < d->c; ch++) {
+            if (!ok) continue;
+            for (int t = 0; t < taps; t++) {
+                acc[t] = (V) {0};
+                for (int l = 0; l < VL; l++) lanes[t * VL + l] = 0;
+            }
+            for (int64_t n = 0; n < d->n; n++) {
+                int64_t p = n * d->c + ch;
+                F(pack)(&g, x + p * in_plane, s.ph);
+                const T *gp = gy + p * out_plane;
+                for (int64_t y = 0; y < d->oh; y++) F(copy)(s.tmp + y * g.wq, gp + y * d->ow, d->ow);
+                fn(&g, s.ph, s.tmp, acc);
+                if ((n + 1) % every == 0 || n == d->n - 1) {
+                    for (int t = 0; t < taps; t++) {
+                        for (int l = 0; l < VL; l++) lanes[t * VL + l] += (double) acc[t][l];
+                        acc[t] = (V) {0};
+                    }
+                }
+            }
+            for (int t = 0; t < taps; t++) gw[ch * taps + t] = (T) dw_lanes_sum(lanes + t * VL, VL);
+        }
+        free(s.mem);
+        free(acc);
+        free(lanes);
+    }
+    flat_free(&g);
+    return failed ? ST_NO_MEMORY : ST_OK;
+}
+
+#undef F
+#undef DW_LD
+#undef DW_ST
+#undef DW_CAT
+#undef DW_CAT2

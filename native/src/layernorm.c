@@ -1,0 +1,313 @@
+// layernorm.c: layer normalisation over the last dim, forward and backward, float32 and float64.
+//
+// Mirrors ReferenceFused.layerNormForward / layerNormBackward on contiguous (R, D) rows.
+//
+// Forward, per row: the mean and the biased variance in one pass, by Welford's update in double:
+// element k of the row goes to lane k % 32 (four vectors of 8 doubles, four independent chains),
+// each lane keeping its count, running mean and sum of squared deviations; the lanes are then
+// merged by Chan's formula in a fixed tree (lane l with l + 16, then l + 8, then pairwise). No
+// cancellation, however large the mean is next to the spread. rstd = 1 / sqrt(var + eps). The
+// output is (x - mean) * rstd * weight + bias: for float32 in float, with the mean split into two
+// floats (hi + lo) so that x - mean keeps the precision of double; for float64 in double.
+//
+// Backward, per row: with xhat = (x - mean) * rstd and ghat = gradOut * weight, gradX = rstd *
+// (ghat - mean(ghat) - xhat * mean(ghat * xhat)); the two row sums are accumulated in double, element
+// k into lane k % 16. gradWeight = sum over rows of gradOut * xhat and gradBias = sum of gradOut are
+// summed over fixed blocks of LN_BLOCK rows (in T within a block, rows in order), and the block
+// partials added in double in block order: the same bits for any thread count.
+//
+// Rows (blocks of rows for the backward) run in parallel, static schedule.
+//
+// dims = [rows, D, off of each operand in the order the function names them]
+#include "kernels.h"
+#include <stdlib.h>
+
+// 64-byte vector types stay inside this file; GCC's note about passing them by value does not apply.
+#pragma GCC diagnostic ignored "-Wpsabi"
+
+#define LN_BLOCK 32
+
+typedef double vd8 __attribute__((vector_size(64)));
+typedef float vf8 __attribute__((vector_size(32)));
+typedef float vf16 __attribute__((vector_size(64)));
+
+#define LD(V, p) ({ V v_; memcpy(&v_, (p), sizeof v_); v_; })
+#define ST(p, v) do { __typeof__(v) v_ = (v); memcpy((p), &v_, sizeof v_); } while (0)
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+// One vcvtps2pd (GCC splits __builtin_convertvector of 8 floats into two halves).
+static inline vd8 load8_float(const float *p) { return (vd8) _mm512_cvtps_pd(_mm256_loadu_ps(p)); }
+// The two halves of 16 floats in double.
+static inline void widen16(vf16 v, vd8 *lo, vd8 *hi) {
+    *lo = (vd8) _mm512_cvtps_pd(_mm512_castps512_ps256((__m512) v));
+    *hi = (vd8) _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd((__m512) v), 1)));
+}
+#else
+static inline vd8 load8_float(const float *p) { return __builtin_convertvector(LD(vf8, p), vd8); }
+static inline void widen16(vf16 v, vd8 *lo, vd8 *hi) {
+    vf8 l, h;
+    memcpy(&l, &v, 32);
+    memcpy(&h, (char *) &v + 32, 32);
+    *lo = __builtin_convertvector(l, vd8);
+    *hi = __builtin_convertvector(h, vd8);
+}
+#endif
+static inline vd8 load8_double(const double *p) { return LD(vd8, p); }
+
+// ---- moments ----------------------------------------------------------------------------------
+
+typedef struct { double n, mean, m2; } moments;
+
+// Two (count, mean, m2) summaries of n elements each merged (Chan's formula with equal counts: no
+// division).
+#define MERGE_EQUAL(ma, m2a, mb, m2b, n)                                                           \
+    do {                                                                                           \
+        __typeof__(ma) delta_ = (mb) - (ma);                                                       \
+        (ma) = (ma) + delta_ * 0.5;                                                                \
+        (m2a) = (m2a) + (m2b) + delta_ * delta_ * ((n) * 0.5);                                     \
+    } while (0)
+
+// The full 32-element steps give every lane the same count, so the lanes merge without division:
+// lane l with l + 16, then l + 8, then pairwise within the vector. The remaining d % 32 elements are
+// folded into the result one by one with Welford's update.
+#define ROW_MOMENTS(T)                                                                             \
+    static moments row_moments_##T(const T *x, int64_t d) {                                        \
+        vd8 m0 = {0}, m1 = {0}, m2 = {0}, m3 = {0}, q0 = {0}, q1 = {0}, q2 = {0}, q3 = {0};       \
+        int64_t steps = d / 32;                                                                    \
+        for (int64_t t = 0; t < steps; t++) {                                                      \
+            double inv = 1.0 / (double) (t + 1);                                                   \
+            const T *v = x + 32 * t;                                                               \
+            vd8 x0 = load8_##T(v), x1 = load8_##T(v + 8), x2 = load8_##T(v + 16), x3 = load8_##T(v + 24); \
+            vd8 d0 = x0 - m0, d1 = x1 - m1, d2 = x2 - m2, d3 = x3 - m3;                             \
+            m0 += d0 * inv; m1 += d1 * inv; m2 += d2 * inv; m3 += d3 * inv;                         \
+            q0 += d0 * (x0 - m0); q1 += d1 * (x1 - m1); q2 += d2 * (x2 - m2); q3 += d3 * (x3 - m3); \
+        }                                                                                          \
+        double n = (double) steps;                                                                 \
+        MERGE_EQUAL(m0, q0, m2, q2, n);                                                            \
+        MERGE_EQUAL(m1, q1, m3, q3, n);                                                            \
+        MERGE_EQUAL(m0, q0, m1, q1, 2 * n);                                                        \
+        double mean[8], sq[8];                                                                     \
+        memcpy(mean, &m0, sizeof mean);                                                            \
+        memcpy(sq, &q0, sizeof sq);                                                                \
+        for (int width = 4; width >= 1; width /= 2) {                                              \
+            double c = 4 * n * (double) (4 / width); /* the count of each summary at this level */ \
+            for (int k = 0; k < width; k++) {                                                      \
+                double ma = mean[2 * k], qa = sq[2 * k];                                           \
+                MERGE_EQUAL(ma, qa, mean[2 * k + 1], sq[2 * k + 1], c);                            \
+                mean[k] = ma;                                                                      \
+                sq[k] = qa;                                                                        \
+            }                                                                                      \
+        }                                                                                          \
+        moments r = {32 * n, mean[0], sq[0]};                                                      \
+        for (int64_t e = 32 * steps; e < d; e++) {                                                 \
+            double xv = (double) x[e];                                                             \
+            r.n += 1;                                                                              \
+            double delta = xv - r.mean;                                                            \
+            r.mean += delta / r.n;                                                                 \
+            r.m2 += delta * (xv - r.mean);                                                         \
+        }                                                                                          \
+        return r;                                                                                  \
+    }
+ROW_MOMENTS(float)
+ROW_MOMENTS(double)
+
+// ---- forward ----------------------------------------------------------------------------------
+
+// out = ((x - hi) - lo) * rs * w + b in float: hi + lo is the double mean to about 2^-48.
+static void ln_out_float(const float *x, const float *w, const float *b, double mu, double rsd, float *o, int64_t d) {
+    float hi = (float) mu, lo = (float) (mu - (double) hi), rs = (float) rsd;
+    int64_t e = 0;
+    if (w != NULL && b != NULL) {
+        for (; e + 16 <= d; e += 16)
+            ST(o + e, ((LD(vf16, x + e) - hi) - lo) * rs * LD(vf16, w + e) + LD(vf16, b + e));
+        for (; e < d; e++) o[e] = ((x[e] - hi) - lo) * rs * w[e] + b[e];
+    } else {
+        for (; e + 16 <= d; e += 16) {
+            vf16 y = ((LD(vf16, x + e) - hi) - lo) * rs;
+            if (w != NULL) y *= LD(vf16, w + e);
+            if (b != NULL) y += LD(vf16, b + e);
+            ST(o + e, y);
+        }
+        for (; e < d; e++) {
+            float y = ((x[e] - hi) - lo) * rs;
+            if (w != NULL) y *= w[e];
+            if (b != NULL) y += b[e];
+            o[e] = y;
+        }
+    }
+}
+
+static void ln_out_double(const double *x, const double *w, const double *b, double mu, double rs, double *o,
+                          int64_t d) {
+    #pragma omp simd
+    for (int64_t e = 0; e < d; e++) {
+        double y = (x[e] - mu) * rs;
+        if (w != NULL) y *= w[e];
+        if (b != NULL) y += b[e];
+        o[e] = y;
+    }
+}
+
+#define LN_FORWARD(T)                                                                              \
+    static void ln_forward_##T(int64_t rows, int64_t d, const T *x, const T *w, const T *b, double eps, T *out, \
+                               T *mean, T *rstd) {                                                 \
+        int threads = par_threads(rows * d);                                                       \
+        _Pragma("omp parallel for schedule(static) num_threads(threads)")                          \
+        for (int64_t r = 0; r < rows; r++) {                                                       \
+            moments m = row_moments_##T(x + r * d, d);                                             \
+            double rs = 1.0 / sqrt(m.m2 / (double) d + eps);                                       \
+            mean[r] = (T) m.mean;                                                                  \
+            rstd[r] = (T) rs;                                                                      \
+            ln_out_##T(x + r * d, w, b, m.mean, rs, out + r * d, d);                               \
+        }                                                                                          \
+    }
+LN_FORWARD(float)
+LN_FORWARD(double)
+
+// ---- backward ---------------------------------------------------------------------------------
+
+// One row: gradX, and the row's terms added into the block partials pw (gradOut * xhat) and pb
+// (gradOut), either of which may be NULL. Sums of the row in double, element k into lane k % 16.
+static void ln_backward_row_float(int64_t d, const float *g, const float *x, double mu, double rsd, const float *w,
+                                  float *gx, float *pw, float *pb) {
+    float hi = (float) mu, lo = (float) (mu - (double) hi), rs = (float) rsd;
+    vd8 s1a = {0}, s1b = {0}, s2a = {0}, s2b = {0};
+    int64_t full = d / 16 * 16;
+    for (int64_t e = 0; e < full; e += 16) {
+        vf16 xh = ((LD(vf16, x + e) - hi) - lo) * rs, gh = LD(vf16, g + e);
+        if (w != NULL) gh *= LD(vf16, w + e);
+        vd8 gl, gu, pl, pu;
+        widen16(gh, &gl, &gu);
+        widen16(gh * xh, &pl, &pu);
+        s1a += gl;
+        s1b += gu;
+        s2a += pl;
+        s2b += pu;
+    }
+    double l1[16], l2[16];
+    memcpy(l1, &s1a, 64);
+    memcpy(l1 + 8, &s1b, 64);
+    memcpy(l2, &s2a, 64);
+    memcpy(l2 + 8, &s2b, 64);
+    for (int64_t e = full; e < d; e++) {
+        float xh = ((x[e] - hi) - lo) * rs, gh = w != NULL ? g[e] * w[e] : g[e];
+        l1[e - full] += (double) gh;
+        l2[e - full] += (double) (gh * xh);
+    }
+    double s1 = 0, s2 = 0;
+    {
+        double t1[16], t2[16];
+        for (int k = 0; k < 16; k++) { t1[k] = l1[k]; t2[k] = l2[k]; }
+        for (int width = 8; width >= 1; width /= 2)
+            for (int k = 0; k < width; k++) { t1[k] = t1[2 * k] + t1[2 * k + 1]; t2[k] = t2[2 * k] + t2[2 * k + 1]; }
+        s1 = t1[0];
+        s2 = t2[0];
+    }
+    float meanG = (float) (s1 / (double) d), meanGX = (float) (s2 / (double) d);
+    int64_t e = 0;
+    for (; e + 16 <= d; e += 16) {
+        vf16 gv = LD(vf16, g + e), xh = ((LD(vf16, x + e) - hi) - lo) * rs;
+        vf16 gh = w != NULL ? gv * LD(vf16, w + e) : gv;
+        ST(gx + e, rs * ((gh - meanG) - xh * meanGX));
+        if (pw != NULL) ST(pw + e, LD(vf16, pw + e) + gv * xh);
+        if (pb != NULL) ST(pb + e, LD(vf16, pb + e) + gv);
+    }
+    for (; e < d; e++) {
+        float xh = ((x[e] - hi) - lo) * rs, gh = w != NULL ? g[e] * w[e] : g[e];
+        gx[e] = rs * ((gh - meanG) - xh * meanGX);
+        if (pw != NULL) pw[e] += g[e] * xh;
+        if (pb != NULL) pb[e] += g[e];
+    }
+}
+
+static void ln_backward_row_double(int64_t d, const double *g, const double *x, double mu, double rs,
+                                   const double *w, double *gx, double *pw, double *pb) {
+    double l1[SUM_LANES] = {0}, l2[SUM_LANES] = {0};
+    for (int64_t e = 0; e < d; e++) {
+        double xh = (x[e] - mu) * rs, gh = w != NULL ? g[e] * w[e] : g[e];
+        l1[e % SUM_LANES] += gh;
+        l2[e % SUM_LANES] += gh * xh;
+    }
+    double meanG = lanes_sum(l1) / (double) d, meanGX = lanes_sum(l2) / (double) d;
+    #pragma omp simd
+    for (int64_t e = 0; e < d; e++) {
+        double xh = (x[e] - mu) * rs, gh = w != NULL ? g[e] * w[e] : g[e];
+        gx[e] = rs * ((gh - meanG) - xh * meanGX);
+        if (pw != NULL) pw[e] += g[e] * xh;
+        if (pb != NULL) pb[e] += g[e];
+    }
+}
+
+#define LN_BACKWARD(T)                                                                             \
+    static int ln_backward_##T(int64_t rows, int64_t d, const T *g, const T *x, const T *mean, const T *rstd, \
+                               const T *w, T *gx, T *gw, T *gb) {                                  \
+        int64_t blocks = (rows + LN_BLOCK - 1) / LN_BLOCK;                                         \
+        int per = (gw != NULL) + (gb != NULL);                                                     \
+        T *part = NULL;                                                                            \
+        if (per > 0) {                                                                             \
+            part = calloc((size_t) (blocks * per * d), sizeof(T));                                 \
+            if (part == NULL) return ST_NO_MEMORY;                                                 \
+        }                                                                                          \
+        int threads = par_threads(rows * d * 2);                                                   \
+        _Pragma("omp parallel for schedule(static) num_threads(threads)")                          \
+        for (int64_t bk = 0; bk < blocks; bk++) {                                                  \
+            T *pw = gw != NULL ? part + (bk * per) * d : NULL;                                     \
+            T *pb = gb != NULL ? part + (bk * per + (gw != NULL)) * d : NULL;                      \
+            int64_t r1 = (bk + 1) * LN_BLOCK < rows ? (bk + 1) * LN_BLOCK : rows;                  \
+            for (int64_t r = bk * LN_BLOCK; r < r1; r++)                                           \
+                ln_backward_row_##T(d, g + r * d, x + r * d, (double) mean[r], (double) rstd[r], w, gx + r * d, pw, pb); \
+        }                                                                                          \
+        if (per > 0) {                                                                             \
+            for (int k = 0; k < per; k++) {                                                        \
+                T *dst = k == 0 && gw != NULL ? gw : gb;                                           \
+                for (int64_t e = 0; e < d; e++) {                                                  \
+                    double s = 0;                                                                  \
+                    for (int64_t bk = 0; bk < blocks; bk++) s += (double) part[(bk * per + k) * d + e]; \
+                    dst[e] = (T) s;                                                                \
+                }                                                                                  \
+            }                                                                                      \
+            free(part);                                                                            \
+        }                                                                                          \
+        return ST_OK;                                                                              \
+    }
+LN_BACKWARD(float)
+LN_BACKWARD(double)
+
+int ISA_FN(k_layer_norm_forward)(int dt, const int64_t *dims, double eps, const void *x, const void *w, const void *b,
+                                 void *out, void *mean, void *rstd) {
+    int64_t rows = dims[0], d = dims[1];
+    if (rows < 0 || d < 1) return ST_BAD_ARGUMENT;
+    const int64_t *o = dims + 2;
+    if (dt == DT_F32) {
+        ln_forward_float(rows, d, (const float *) x + o[0], w ? (const float *) w + o[1] : NULL,
+                         b ? (const float *) b + o[2] : NULL, eps, (float *) out + o[3], (float *) mean + o[4],
+                         (float *) rstd + o[5]);
+    } else if (dt == DT_F64) {
+        ln_forward_double(rows, d, (const double *) x + o[0], w ? (const double *) w + o[1] : NULL,
+                          b ? (const double *) b + o[2] : NULL, eps, (double *) out + o[3], (double *) mean + o[4],
+                          (double *) rstd + o[5]);
+    } else {
+        return ST_BAD_ARGUMENT;
+    }
+    return ST_OK;
+}
+
+int ISA_FN(k_layer_norm_backward)(int dt, const int64_t *dims, const void *gy, const void *x, const void *mean,
+                                  const void *rstd, const void *w, void *gx, void *gw, void *gb) {
+    int64_t rows = dims[0], d = dims[1];
+    if (rows < 0 || d < 1) return ST_BAD_ARGUMENT;
+    const int64_t *o = dims + 2;
+    if (dt == DT_F32) {
+        return ln_backward_float(rows, d, (const float *) gy + o[0], (const float *) x + o[1], (const float *) mean + o[2],
+                                 (const float *) rstd + o[3], w ? (const float *) w + o[4] : NULL, (float *) gx + o[5],
+                                 gw ? (float *) gw + o[6] : NULL, gb ? (float *) gb + o[7] : NULL);
+    }
+    if (dt == DT_F64) {
+        return ln_backward_double(rows, d, (const double *) gy + o[0], (const double *) x + o[1],
+                                  (const double *) mean + o[2], (const double *) rstd + o[3],
+                                  w ? (const double *) w + o[4] : NULL, (double *) gx + o[5],
+                                  gw ? (double *) gw + o[6] : NULL, gb ? (double *) gb + o[7] : NULL);
+    }
+    return ST_BAD_ARGUMENT;
+}

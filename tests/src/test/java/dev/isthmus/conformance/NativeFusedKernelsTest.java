@@ -1,0 +1,301 @@
+package dev.isthmus.conformance;
+
+import dev.isthmus.backend.DType;
+import dev.isthmus.backend.Device;
+import dev.isthmus.backend.Storage;
+import dev.isthmus.backend.Strided;
+import dev.isthmus.backend.nativecpu.NativeBackend;
+import dev.isthmus.backend.ref.ReferenceBackend;
+import dev.isthmus.conformance.Buffers.Layout;
+import dev.isthmus.tensor.Generator;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.condition.DisabledIfSystemProperty;
+
+import java.lang.foreign.Arena;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.function.Consumer;
+
+import static dev.isthmus.conformance.Buffers.assertStoragesClose;
+import static dev.isthmus.conformance.Buffers.assertStoragesIdentical;
+import static dev.isthmus.conformance.Buffers.poison;
+import static dev.isthmus.conformance.Buffers.random;
+import static dev.isthmus.conformance.Buffers.twin;
+import static dev.isthmus.conformance.Buffers.view;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+/**
+ * The native fused kernels (depthwise convolution, layer norm, Adam) and softmax's gradient kernel
+ * called directly, against the reference kernels on the same operands, in the manner of
+ * {@link NativeKernelsTest}: under every instruction set this CPU has, float32 and float64, outputs
+ * poisoned with NaN (an element never written, or one written outside the output, fails), operands
+ * at non-zero offsets, odd sizes that leave vector remainders, and sizes past the parallel grain.
+ * Every result must be bit for bit the same for 1, 2 and 3 threads.
+ */
+@DisabledIfSystemProperty(named = "isthmus.backend", matches = "reference",
+        disabledReason = "the native backend is forced off in this run")
+class NativeFusedKernelsTest {
+    private static final ReferenceBackend REF = ReferenceBackend.INSTANCE;
+    private static final int[] THREADS = {1, 2, 3};
+    private static NativeBackend nat;
+    private static List<String> isas;
+
+    @BeforeAll
+    static void load() {
+        nat = Conformance.nativeBackend();
+        isas = new ArrayList<>();
+        for (String isa : List.of("avx512", "avx2", "generic")) if (nat.isaSupported(isa)) isas.add(isa);
+    }
+
+    @AfterAll
+    static void restore() {
+        nat.setIsa("auto");
+        nat.setThreads(Runtime.getRuntime().availableProcessors());
+    }
+
+    /** A contiguous view of {@code shape} at element {@code offset} of a storage with a few spare elements after it. */
+    private static Strided dense(Arena a, DType dt, long offset, long... shape) {
+        long size = offset + Strided.numel(shape) + 5;
+        Storage s = new Storage(a.allocate(size * dt.byteSize(), 64), dt, size, Device.CPU);
+        return new Strided(s, shape.clone(), Strided.contiguousStrides(shape), offset);
+    }
+
+    private static Strided randomDense(Arena a, DType dt, long offset, Generator g, double scale, long... shape) {
+        return random(dense(a, dt, offset, shape), g, scale, false);
+    }
+
+    private static Strided poisoned(Arena a, DType dt, long offset, long... shape) {
+        return poison(dense(a, dt, offset, shape));
+    }
+
+    /**
+     * Runs {@code kernel} (which writes into the storages it is given) under every ISA and thread
+     * count: each result close to the reference's, and identical across thread counts.
+     */
+    private static void compare(String what, Strided[] reference, Strided[] fresh, Consumer<Strided[]> kernel,
+                                double atol, double rtol) {
+        try (Arena a = Arena.ofConfined()) {
+            for (String isa : isas) {
+                nat.setIsa(isa);
+                Strided[] first = null;
+                for (int threads : THREADS) {
+                    nat.setThreads(threads);
+                    Strided[] out = new Strided[fresh.length];
+                    for (int i = 0; i < out.length; i++) out[i] = fresh[i] == null ? null : twin(a, fresh[i]);
+                    kernel.accept(out);
+                    String w = what + " " + isa + " " + threads + " threads";
+                    for (int i = 0; i < out.length; i++) {
+                        if (out[i] == null) continue;
+                        if (first == null) assertStoragesClose(w + " output " + i, reference[i], out[i], atol, rtol);
+                        else assertStoragesIdentical(w + " output " + i + " vs 1 thread", first[i], out[i]);
+                    }
+                    if (first == null) first = out;
+                }
+            }
+        } finally {
+            nat.setIsa("auto");
+            nat.setThreads(Runtime.getRuntime().availableProcessors());
+        }
+    }
+
+    // ---- depthwise convolution -------------------------------------------------------------------
+
+    /** EMO's windows: kernel 3, 5, 7 with stride 1 and 2 and padding ceil((k - s) / 2); {kh, kw, sh, sw, ph, pw}. */
+    private static List<int[]> emoWindows() {
+        List<int[]> w = new ArrayList<>();
+        for (int k : new int[] {3, 5, 7})
+            for (int s : new int[] {1, 2}) {
+                int p = Math.ceilDiv(k - s, 2);
+                w.add(new int[] {k, k, s, s, p, p});
+            }
+        return w;
+    }
+
+    /** Windows off the specialised kernels: non-square, no padding, wide padding, stride 3, even and 1 x 1 kernels. */
+    private static final int[][] OTHER_WINDOWS = {{2, 3, 2, 1, 1, 0}, {3, 3, 1, 1, 0, 0}, {3, 3, 3, 3, 2, 2},
+            {5, 5, 1, 1, 4, 4}, {1, 1, 1, 1, 0, 0}, {7, 7, 2, 2, 0, 0}, {4, 4, 2, 2, 1, 1}, {3, 5, 2, 1, 2, 1}};
+
+    /** (N, C, H, W): odd and non-square images, the late-stage 7 x 7 and 14 x 14 planes, a 1-row image. */
+    private static final long[][] IMAGES = {{2, 3, 9, 13}, {1, 5, 7, 7}, {2, 4, 14, 14}, {3, 2, 31, 8}, {1, 2, 1, 5},
+            {2, 3, 17, 5}};
+
+    @Test
+    void depthwiseConvolutionEveryWindowAndImage() {
+        List<int[]> windows = new ArrayList<>(emoWindows());
+        windows.addAll(List.of(OTHER_WINDOWS));
+        for (int[] win : windows)
+            for (long[] image : IMAGES)
+                for (DType dt : List.of(DType.FLOAT32, DType.FLOAT64)) depthwiseCase(win, image, dt);
+        // Past the parallel grain, with the EMO windows (the specialised kernels).
+        for (int[] win : emoWindows()) depthwiseCase(win, new long[] {2, 6, 40, 36}, DType.FLOAT32);
+    }
+
+    private static void depthwiseCase(int[] win, long[] image, DType dt) {
+        int kh = win[0], kw = win[1], sh = win[2], sw = win[3], ph = win[4], pw = win[5];
+        long n = image[0], c = image[1], h = image[2], w = image[3];
+        if (h + 2L * ph < kh || w + 2L * pw < kw) return;
+        long oh = (h + 2L * ph - kh) / sh + 1, ow = (w + 2L * pw - kw) / sw + 1;
+        String what = "depthwise " + Arrays.toString(win) + " image " + Arrays.toString(image) + " " + dt;
+        try (Arena a = Arena.ofConfined()) {
+            Generator g = new Generator(kh * 31L + sh * 7L + h);
+            Strided x = randomDense(a, dt, 3, g, 1, n, c, h, w);
+            Strided wt = randomDense(a, dt, 1, g, 1, c, 1, kh, kw);
+            Strided gy = randomDense(a, dt, 2, g, 1, n, c, oh, ow);
+            double taps = (double) kh * kw, images = (double) n * oh * ow;
+            double tol = dt == DType.FLOAT32 ? 2e-5 : 1e-13;
+
+            Strided y = poisoned(a, dt, 4, n, c, oh, ow);
+            REF.depthwiseConv2d(x, wt, sh, sw, ph, pw, y);
+            compare(what + " forward", new Strided[] {y}, new Strided[] {poisoned(a, dt, 4, n, c, oh, ow)},
+                    o -> nat.depthwiseConv2d(x, wt, sh, sw, ph, pw, o[0]), tol * taps, tol);
+
+            Strided gx = poisoned(a, dt, 1, n, c, h, w);
+            REF.depthwiseConv2dBackwardInput(gy, wt, sh, sw, ph, pw, gx);
+            compare(what + " grad input", new Strided[] {gx}, new Strided[] {poisoned(a, dt, 1, n, c, h, w)},
+                    o -> nat.depthwiseConv2dBackwardInput(gy, wt, sh, sw, ph, pw, o[0]), tol * taps, tol);
+
+            Strided gw = poisoned(a, dt, 5, c, 1, kh, kw);
+            REF.depthwiseConv2dBackwardWeight(x, gy, sh, sw, ph, pw, gw);
+            compare(what + " grad weight", new Strided[] {gw}, new Strided[] {poisoned(a, dt, 5, c, 1, kh, kw)},
+                    o -> nat.depthwiseConv2dBackwardWeight(x, gy, sh, sw, ph, pw, o[0]), tol * Math.sqrt(images) * 4,
+                    tol * 4);
+        }
+    }
+
+    // ---- layer norm ------------------------------------------------------------------------------
+
+    /** (rows, D): rows of every length around the 8-, 16- and 32-element steps, and more rows than a block. */
+    private static final long[][] LN_SHAPES = {{1, 1}, {3, 7}, {37, 31}, {5, 32}, {33, 33}, {70, 197}, {9, 261},
+            {2, 15}, {300, 192}};
+
+    @Test
+    void layerNormEveryRowLengthAndAffineChoice() {
+        for (long[] shape : LN_SHAPES)
+            for (DType dt : List.of(DType.FLOAT32, DType.FLOAT64))
+                for (int affine = 0; affine < 4; affine++)
+                    for (double shift : new double[] {0, 1000}) layerNormCase(shape, dt, (affine & 1) != 0, (affine & 2) != 0, shift);
+    }
+
+    private static void layerNormCase(long[] shape, DType dt, boolean hasWeight, boolean hasBias, double shift) {
+        long rows = shape[0], d = shape[1];
+        String what = "layer norm " + Arrays.toString(shape) + " " + dt + " weight " + hasWeight + " bias " + hasBias
+                + " mean " + shift;
+        try (Arena a = Arena.ofConfined()) {
+            Generator g = new Generator(rows * 13 + d);
+            Strided x = randomDense(a, dt, 2, g, 1, rows, d);
+            // A large mean next to a unit spread: the variance must not cancel.
+            for (long i = 0; i < x.storage().numel(); i++) x.storage().setDouble(i, x.storage().getDouble(i) + shift);
+            Strided w = hasWeight ? randomDense(a, dt, 1, g, 1, d) : null;
+            Strided b = hasBias ? randomDense(a, dt, 3, g, 1, d) : null;
+            double eps = 1e-5;
+            Strided out = poisoned(a, dt, 1, rows, d), mean = poisoned(a, dt, 3, rows), rstd = poisoned(a, dt, 2, rows);
+            REF.layerNormForward(x, w, b, eps, out, mean, rstd);
+            // float32: the output is computed in float (a few roundings of values around 1); the mean of
+            // rows shifted by 1000 is rounded to float.
+            double tol = dt == DType.FLOAT32 ? 1e-5 : 1e-12;
+            compare(what + " forward", new Strided[] {out, mean, rstd},
+                    new Strided[] {poisoned(a, dt, 1, rows, d), poisoned(a, dt, 3, rows), poisoned(a, dt, 2, rows)},
+                    o -> nat.layerNormForward(x, w, b, eps, o[0], o[1], o[2]), tol * 4, tol);
+
+            Strided gy = randomDense(a, dt, 4, g, 1, rows, d);
+            Strided gx = poisoned(a, dt, 1, rows, d);
+            Strided gw = hasWeight ? poisoned(a, dt, 2, d) : null, gb = hasBias ? poisoned(a, dt, 3, d) : null;
+            REF.layerNormBackward(gy, x, mean, rstd, w, gx, gw, gb);
+            compare(what + " backward", new Strided[] {gx, gw, gb},
+                    new Strided[] {poisoned(a, dt, 1, rows, d), gw == null ? null : poisoned(a, dt, 2, d),
+                            gb == null ? null : poisoned(a, dt, 3, d)},
+                    o -> nat.layerNormBackward(gy, x, mean, rstd, w, o[0], o[1], o[2]), tol * 10 * Math.sqrt(rows), tol * 10);
+        }
+    }
+
+    // ---- Adam ------------------------------------------------------------------------------------
+
+    @Test
+    void adamAndAdamWMatchTheReference() {
+        for (long n : new long[] {1, 17, 4099, 100003})
+            for (DType dt : List.of(DType.FLOAT32, DType.FLOAT64))
+                for (boolean decoupled : new boolean[] {false, true})
+                    for (long step : new long[] {1, 7}) {
+                        String what = (decoupled ? "AdamW " : "Adam ") + dt + " n " + n + " step " + step;
+                        try (Arena a = Arena.ofConfined()) {
+                            Generator g = new Generator(n + step);
+                            Strided p = randomDense(a, dt, 3, g, 1, n), grad = randomDense(a, dt, 1, g, 1, n);
+                            Strided m = randomDense(a, dt, 2, g, 0.1, n), v = randomDense(a, dt, 5, g, 0.1, n);
+                            for (long i = 0; i < v.storage().numel(); i++) v.storage().setDouble(i, Math.abs(v.storage().getDouble(i)));
+                            Strided rp = twin(a, p), rm = twin(a, m), rv = twin(a, v);
+                            REF.adamUpdate(rp, grad, rm, rv, 1e-2, 0.9, 0.999, 1e-8, 0.05, step, decoupled);
+                            // Both compute in double; FMA builds round some steps differently, and the
+                            // moments' updates can cancel (values around 0.1).
+                            double tol = dt == DType.FLOAT32 ? 1e-6 : 1e-13;
+                            compare(what, new Strided[] {rp, rm, rv}, new Strided[] {p, m, v},
+                                    o -> nat.adamUpdate(o[0], grad, o[1], o[2], 1e-2, 0.9, 0.999, 1e-8, 0.05, step, decoupled),
+                                    tol * 0.1, tol);
+                        }
+                    }
+    }
+
+    // ---- softmax's gradient -------------------------------------------------------------------------
+
+    @Test
+    void softmaxBackwardEveryPathGivesTheSameBits() {
+        long[][] shapes = {{1}, {13}, {7, 33}, {3, 4009}, {5, 129, 67}, {131, 3, 7}, {96, 197}};
+        for (DType dt : List.of(DType.FLOAT32, DType.FLOAT64))
+            for (long[] shape : shapes)
+                for (int dim = 0; dim < shape.length; dim++) {
+                    try (Arena a = Arena.ofConfined()) {
+                        Generator g = new Generator(dim + 5L * shape.length);
+                        Strided y = random(view(a, dt, Layout.DENSE, shape), g, 0.3, false);
+                        Strided gy = random(view(a, dt, Layout.DENSE, shape), g, 1, false);
+                        Strided yt = view(a, dt, Layout.TRANSPOSED, shape), yg = view(a, dt, Layout.GAPS, shape);
+                        Strided gt = view(a, dt, Layout.TRANSPOSED, shape), gg = view(a, dt, Layout.GAPS, shape);
+                        Buffers.copyValues(y, yt);
+                        Buffers.copyValues(y, yg);
+                        Buffers.copyValues(gy, gt);
+                        Buffers.copyValues(gy, gg);
+                        Strided ro = poison(view(a, dt, Layout.DENSE, shape));
+                        REF.softmaxBackward(y, gy, dim, ro);
+                        String what = "softmax backward " + dt + " " + Arrays.toString(shape) + " dim " + dim;
+                        for (String isa : isas) {
+                            nat.setIsa(isa);
+                            Strided first = null;
+                            for (Strided[] in : new Strided[][] {{y, gy}, {yt, gt}, {yg, gg}, {y, gg}})
+                                for (int threads : new int[] {1, 2}) {
+                                    nat.setThreads(threads);
+                                    Strided no = poison(view(a, dt, Layout.DENSE, shape));
+                                    nat.softmaxBackward(in[0], in[1], dim, no);
+                                    String w = what + " " + isa + " " + threads + " threads";
+                                    assertStoragesClose(w, ro, no, dt == DType.FLOAT32 ? 1e-6 : 1e-14,
+                                            dt == DType.FLOAT32 ? 2e-5 : 1e-12);
+                                    if (first == null) first = no;
+                                    else assertStoragesIdentical(w + " vs the first layout", first, no);
+                                }
+                            // an output with gaps
+                            Strided go = poison(view(a, dt, Layout.GAPS, shape)), gref = twin(a, go);
+                            REF.softmaxBackward(y, gy, dim, gref);
+                            nat.softmaxBackward(y, gy, dim, go);
+                            assertStoragesClose(what + " " + isa + " into gaps", gref, go, dt == DType.FLOAT32 ? 1e-6 : 1e-14,
+                                    dt == DType.FLOAT32 ? 2e-5 : 1e-12);
+                        }
+                        nat.setIsa("auto");
+                        nat.setThreads(Runtime.getRuntime().availableProcessors());
+                    }
+                }
+    }
+
+    @Test
+    void fusedKernelsTakeNoFallbackOnContiguousOperands() {
+        long before = nat.fallbacks();
+        try (Arena a = Arena.ofConfined()) {
+            Generator g = new Generator(1);
+            Strided x = randomDense(a, DType.FLOAT32, 0, g, 1, 2, 3, 8, 8), w = randomDense(a, DType.FLOAT32, 0, g, 1, 3, 1, 3, 3);
+            nat.depthwiseConv2d(x, w, 1, 1, 1, 1, dense(a, DType.FLOAT32, 0, 2, 3, 8, 8));
+            Strided r = randomDense(a, DType.FLOAT32, 0, g, 1, 4, 6);
+            nat.layerNormForward(r, null, null, 1e-5, dense(a, DType.FLOAT32, 0, 4, 6), dense(a, DType.FLOAT32, 0, 4),
+                    dense(a, DType.FLOAT32, 0, 4));
+        }
+        assertEquals(before, nat.fallbacks(), "a fused kernel fell back: " + nat.lastFallback());
+    }
+}
