@@ -67,8 +67,14 @@ typedef struct {
     struct dw_move *moves; // how a source plane's elements reach the phase buffers (flat_moves)
     int64_t nmoves;
     uint32_t *rowmask;     // per output row, bit i set when tap row i reads a data row (kh <= 32)
+    uint32_t colmask[8];   // direct row mode: per tap column, the lanes (outputs) that read data
+    int has_colmask;
     int rows;              // row mode: the lanes of the vector holding an output row; 0: flat mode
 } flat_geo;
+
+// Row modes reading the source plane directly (values of flat_geo.rows beyond any lane count).
+#define DW_ROWS_DIRECT_FULL 1001
+#define DW_ROWS_DIRECT_HALF 1002
 
 // One run of source elements into a phase buffer: dst[t] = src[t] (copy), dst[t] = src[2t] (the
 // even or odd columns for stride 2), dst[2t] = src[t] (gradOut spread out for stride 2), or
@@ -113,6 +119,18 @@ static int flat_init(flat_geo *g, int kh, int kw, int sh, int sw, int dh, int dw
             }
             g->rowmask[y] = m;
         }
+    }
+    // Direct row mode (stride 1, no spreading, up to 16 outputs and 8 tap columns): the lanes x of
+    // tap column j that read source column x - pl + j inside the row.
+    g->has_colmask = 0;
+    if (sh == 1 && sw == 1 && dh == 1 && dw == 1 && kw <= 8 && ow <= 16) {
+        for (int j = 0; j < kw; j++) {
+            uint32_t m = 0;
+            for (int64_t x = 0; x < ow; x++)
+                if (x - pl + j >= 0 && x - pl + j < ws) m |= 1u << x;
+            g->colmask[j] = m;
+        }
+        g->has_colmask = 1;
     }
     return flat_moves(g);
 }
@@ -265,6 +283,14 @@ static double dw_lanes_sum(const double *l, int n) {
 
 // Masked stores of a row vector's first n lanes.
 #if defined(__AVX512F__)
+// The direct row mode: masked loads never touch the masked-off lanes' memory.
+#define DW_DIRECT 1
+#define DW_MLOAD_F32_FULL(k, p) _mm512_maskz_loadu_ps((__mmask16) (k), (p))
+#define DW_MLOAD_F32_HALF(k, p) _mm256_maskz_loadu_ps((__mmask8) (k), (p))
+#define DW_MLOAD_F64_FULL(k, p) _mm512_maskz_loadu_pd((__mmask8) (k), (p))
+#define DW_MLOAD_F64_HALF(k, p) _mm256_maskz_loadu_pd((__mmask8) (k), (p))
+#define DW_MASKED_STORE_F32_FULL _mm512_mask_storeu_ps(dst, (__mmask16) ((1u << n) - 1), (__m512) v)
+#define DW_MASKED_STORE_F64_FULL _mm512_mask_storeu_pd(dst, (__mmask8) ((1u << n) - 1), (__m512d) v)
 #define DW_MASKED_STORE_F32_HALF _mm256_mask_storeu_ps(dst, (__mmask8) ((1u << n) - 1), (__m256) v)
 #define DW_MASKED_STORE_F64_HALF _mm256_mask_storeu_pd(dst, (__mmask8) ((1u << n) - 1), (__m256d) v)
 #else
@@ -278,7 +304,13 @@ static double dw_lanes_sum(const double *l, int n) {
 #define VL 16
 #define SFX f32
 #define DW_MASKED_STORE_HALF DW_MASKED_STORE_F32_HALF
+#define DW_MASKED_STORE_FULL DW_MASKED_STORE_F32_FULL
+#define DW_MLOAD_FULL DW_MLOAD_F32_FULL
+#define DW_MLOAD_HALF DW_MLOAD_F32_HALF
 #include "dwconv_tmpl.h"
+#undef DW_MASKED_STORE_FULL
+#undef DW_MLOAD_FULL
+#undef DW_MLOAD_HALF
 #undef T
 #undef V
 #undef VH
@@ -292,7 +324,13 @@ static double dw_lanes_sum(const double *l, int n) {
 #define VL 8
 #define SFX f64
 #define DW_MASKED_STORE_HALF DW_MASKED_STORE_F64_HALF
+#define DW_MASKED_STORE_FULL DW_MASKED_STORE_F64_FULL
+#define DW_MLOAD_FULL DW_MLOAD_F64_FULL
+#define DW_MLOAD_HALF DW_MLOAD_F64_HALF
 #include "dwconv_tmpl.h"
+#undef DW_MASKED_STORE_FULL
+#undef DW_MLOAD_FULL
+#undef DW_MLOAD_HALF
 #undef T
 #undef V
 #undef VH
