@@ -9,30 +9,37 @@
 // buffers (for stride s, s x s phase buffers holding the rows and columns of each residue mod s,
 // so that a strided window becomes a unit-stride one), with row pitch wq. Output (y, x) then sits
 // at flat position q = y * wq + x, and each tap reads the buffer at q plus a constant offset: the
-// whole plane is a run of contiguous vector loads and FMAs, four 64-byte vectors of outputs at a
-// time, with no bounds tests. Outputs at x >= outW in each row are computed and dropped. With stride
-// 1 the right padding of a row is the next row's left padding (pitch W + pw instead of W + 2 pw),
-// which matters for the small late-stage planes (7 x 7). Kernel 3, 5, 7 with stride 1 or 2 get
-// their own compiled copies (taps unrolled); other shapes take the same code with runtime sizes.
+// whole plane is a run of contiguous vector loads and FMAs, up to eight 64-byte vectors of outputs
+// at a time (independent FMA chains), with no bounds tests. Outputs at x >= outW in each row are
+// computed and dropped. With stride 1 the right padding of a row is the next row's left padding
+// (pitch W + pw instead of W + 2 pw). Kernel 3, 5, 7 with stride 1 or 2 get their own compiled
+// copies (taps unrolled); other shapes take the same code with runtime sizes.
 //
-//   forward            flat correlation of x with w, stride s;
-//   gradient of input  flat correlation of gradOut, placed every s elements (zeros between) and
-//                      padded by k - 1 - p, with the flipped filter, stride 1;
-//   gradient of weight per tap, the dot product of gradOut (flat, zero outside the outputs) with
-//                      the tap's shifted input buffer.
+// Narrow planes (the 7 x 7 and 14 x 14 of EMO's last stages) waste lanes and time in that scheme,
+// so for those, "row mode" makes each output row one vector (of 8 or 16 lanes), keeps the filter
+// in registers, stores the row with a mask and skips the tap rows that read only padding. The
+// AVX-512 build goes further for stride 1 ("direct" row mode): a tap's vector is a masked load of
+// the source row itself, the lanes in the padding masked to zero, so the plane is not copied at
+// all; the weight gradient has the same direct form (one accumulator per tap). The next plane is
+// prefetched while one computes.
 //
-// Arithmetic: each output (and each input gradient) sums its k*k products in tap order in the
-// tensor's dtype (at most 49 terms for k = 7). The weight gradient sums 4 vectors of lanes per
-// plane in the dtype, folds the lanes into double every few planes (a fixed count that depends only
-// on the plane size), and combines the lanes pairwise at the end. Padding taps multiply zeros, as
-// the composite definition (unfold + matmul) does, where the reference skips them: the two differ
-// only for non-finite values next to the border.
+//   forward            correlation of x with w, stride s;
+//   gradient of input  correlation of gradOut, placed every s elements (zeros between) and padded
+//                      by k - 1 - p, with the flipped filter, stride 1;
+//   gradient of weight per tap, the dot product of gradOut (zero outside the outputs) with the
+//                      tap's shifted input.
+//
+// Arithmetic: each output (and each input gradient) sums its k*k products in the tensor's dtype (at
+// most 49 terms for k = 7): in tap order in flat mode, by tap row then across tap rows in row mode.
+// The weight gradient sums lanes per plane in the dtype, folds the lanes into double every few
+// planes (a fixed count that depends only on the plane size), and combines the lanes pairwise at
+// the end. Padding taps multiply zeros, as the composite definition (unfold + matmul) does, where
+// the reference skips them: the two differ only for non-finite values next to the border.
 //
 // Threads: planes run in parallel (static schedule) for the forward and the input gradient, each
 // output written by one thread; the weight gradient runs channels in parallel, each channel's
-// images in order, so every result is the same for any thread count. The arithmetic is written
-// with GCC vector types of 64 bytes, so the avx2 and avx512 builds compute the same bits (generic
-// x86-64 has no FMA, so its roundings differ).
+// images in order, so every result is the same for any thread count. The mode depends only on the
+// shapes and the ISA (the generic build, without FMA, rounds differently anyway).
 //
 // geo = [N, C, H, W, kh, kw, sh, sw, ph, pw, outH, outW, off0, off1, off2], the offsets (in
 // elements) of the three operands in the order the function names them.
@@ -42,6 +49,8 @@
 // 64-byte vectors are split in halves or quarters by the avx2 and generic builds; all of this stays
 // inside this file, so the ABI note about passing them does not apply.
 #pragma GCC diagnostic ignored "-Wpsabi"
+// Rows are short: GCC must not turn the row copies into memcpy calls, whose call costs more.
+#pragma GCC optimize("no-tree-loop-distribute-patterns")
 
 typedef float vf32 __attribute__((vector_size(64)));
 typedef double vf64 __attribute__((vector_size(64)));
