@@ -9,30 +9,37 @@
 // buffers (for stride s, s x s phase buffers holding the rows and columns of each residue mod s,
 // so that a strided window becomes a unit-stride one), with row pitch wq. Output (y, x) then sits
 // at flat position q = y * wq + x, and each tap reads the buffer at q plus a constant offset: the
-// whole plane is a run of contiguous vector loads and FMAs, four 64-byte vectors of outputs at a
-// time, with no bounds tests. Outputs at x >= outW in each row are computed and dropped. With stride
-// 1 the right padding of a row is the next row's left padding (pitch W + pw instead of W + 2 pw),
-// which matters for the small late-stage planes (7 x 7). Kernel 3, 5, 7 with stride 1 or 2 get
-// their own compiled copies (taps unrolled); other shapes take the same code with runtime sizes.
+// whole plane is a run of contiguous vector loads and FMAs, up to eight 64-byte vectors of outputs
+// at a time (independent FMA chains), with no bounds tests. Outputs at x >= outW in each row are
+// computed and dropped. With stride 1 the right padding of a row is the next row's left padding
+// (pitch W + pw instead of W + 2 pw). Kernel 3, 5, 7 with stride 1 or 2 get their own compiled
+// copies (taps unrolled); other shapes take the same code with runtime sizes.
 //
-//   forward            flat correlation of x with w, stride s;
-//   gradient of input  flat correlation of gradOut, placed every s elements (zeros between) and
-//                      padded by k - 1 - p, with the flipped filter, stride 1;
-//   gradient of weight per tap, the dot product of gradOut (flat, zero outside the outputs) with
-//                      the tap's shifted input buffer.
+// Narrow planes (the 7 x 7 and 14 x 14 of EMO's last stages) waste lanes and time in that scheme,
+// so for those, "row mode" makes each output row one vector (of 8 or 16 lanes), keeps the filter
+// in registers, stores the row with a mask and skips the tap rows that read only padding. The
+// AVX-512 build goes further for stride 1 ("direct" row mode): a tap's vector is a masked load of
+// the source row itself, the lanes in the padding masked to zero, so the plane is not copied at
+// all; the weight gradient has the same direct form (one accumulator per tap). The next plane is
+// prefetched while one computes.
 //
-// Arithmetic: each output (and each input gradient) sums its k*k products in tap order in the
-// tensor's dtype (at most 49 terms for k = 7). The weight gradient sums 4 vectors of lanes per
-// plane in the dtype, folds the lanes into double every few planes (a fixed count that depends only
-// on the plane size), and combines the lanes pairwise at the end. Padding taps multiply zeros, as
-// the composite definition (unfold + matmul) does, where the reference skips them: the two differ
-// only for non-finite values next to the border.
+//   forward            correlation of x with w, stride s;
+//   gradient of input  correlation of gradOut, placed every s elements (zeros between) and padded
+//                      by k - 1 - p, with the flipped filter, stride 1;
+//   gradient of weight per tap, the dot product of gradOut (zero outside the outputs) with the
+//                      tap's shifted input.
+//
+// Arithmetic: each output (and each input gradient) sums its k*k products in the tensor's dtype (at
+// most 49 terms for k = 7): in tap order in flat mode, by tap row then across tap rows in row mode.
+// The weight gradient sums lanes per plane in the dtype, folds the lanes into double every few
+// planes (a fixed count that depends only on the plane size), and combines the lanes pairwise at
+// the end. Padding taps multiply zeros, as the composite definition (unfold + matmul) does, where
+// the reference skips them: the two differ only for non-finite values next to the border.
 //
 // Threads: planes run in parallel (static schedule) for the forward and the input gradient, each
 // output written by one thread; the weight gradient runs channels in parallel, each channel's
-// images in order, so every result is the same for any thread count. The arithmetic is written
-// with GCC vector types of 64 bytes, so the avx2 and avx512 builds compute the same bits (generic
-// x86-64 has no FMA, so its roundings differ).
+// images in order, so every result is the same for any thread count. The mode depends only on the
+// shapes and the ISA (the generic build, without FMA, rounds differently anyway).
 //
 // geo = [N, C, H, W, kh, kw, sh, sw, ph, pw, outH, outW, off0, off1, off2], the offsets (in
 // elements) of the three operands in the order the function names them.
@@ -42,6 +49,8 @@
 // 64-byte vectors are split in halves or quarters by the avx2 and generic builds; all of this stays
 // inside this file, so the ABI note about passing them does not apply.
 #pragma GCC diagnostic ignored "-Wpsabi"
+// Rows are short: GCC must not turn the row copies into memcpy calls, whose call costs more.
+#pragma GCC optimize("no-tree-loop-distribute-patterns")
 
 typedef float vf32 __attribute__((vector_size(64)));
 typedef double vf64 __attribute__((vector_size(64)));
@@ -67,8 +76,14 @@ typedef struct {
     struct dw_move *moves; // how a source plane's elements reach the phase buffers (flat_moves)
     int64_t nmoves;
     uint32_t *rowmask;     // per output row, bit i set when tap row i reads a data row (kh <= 32)
+    uint32_t colmask[8];   // direct row mode: per tap column, the lanes (outputs) that read data
+    int has_colmask;
     int rows;              // row mode: the lanes of the vector holding an output row; 0: flat mode
 } flat_geo;
+
+// Row modes reading the source plane directly (values of flat_geo.rows beyond any lane count).
+#define DW_ROWS_DIRECT_FULL 1001
+#define DW_ROWS_DIRECT_HALF 1002
 
 // One run of source elements into a phase buffer: dst[t] = src[t] (copy), dst[t] = src[2t] (the
 // even or odd columns for stride 2), dst[2t] = src[t] (gradOut spread out for stride 2), or
@@ -113,6 +128,18 @@ static int flat_init(flat_geo *g, int kh, int kw, int sh, int sw, int dh, int dw
             }
             g->rowmask[y] = m;
         }
+    }
+    // Direct row mode (stride 1, no spreading, up to 16 outputs and 8 tap columns): the lanes x of
+    // tap column j that read source column x - pl + j inside the row.
+    g->has_colmask = 0;
+    if (sh == 1 && sw == 1 && dh == 1 && dw == 1 && kw <= 8 && ow <= 16) {
+        for (int j = 0; j < kw; j++) {
+            uint32_t m = 0;
+            for (int64_t x = 0; x < ow; x++)
+                if (x - pl + j >= 0 && x - pl + j < ws) m |= 1u << x;
+            g->colmask[j] = m;
+        }
+        g->has_colmask = 1;
     }
     return flat_moves(g);
 }
@@ -265,6 +292,14 @@ static double dw_lanes_sum(const double *l, int n) {
 
 // Masked stores of a row vector's first n lanes.
 #if defined(__AVX512F__)
+// The direct row mode: masked loads never touch the masked-off lanes' memory.
+#define DW_DIRECT 1
+#define DW_MLOAD_F32_FULL(k, p) _mm512_maskz_loadu_ps((__mmask16) (k), (p))
+#define DW_MLOAD_F32_HALF(k, p) _mm256_maskz_loadu_ps((__mmask8) (k), (p))
+#define DW_MLOAD_F64_FULL(k, p) _mm512_maskz_loadu_pd((__mmask8) (k), (p))
+#define DW_MLOAD_F64_HALF(k, p) _mm256_maskz_loadu_pd((__mmask8) (k), (p))
+#define DW_MASKED_STORE_F32_FULL _mm512_mask_storeu_ps(dst, (__mmask16) ((1u << n) - 1), (__m512) v)
+#define DW_MASKED_STORE_F64_FULL _mm512_mask_storeu_pd(dst, (__mmask8) ((1u << n) - 1), (__m512d) v)
 #define DW_MASKED_STORE_F32_HALF _mm256_mask_storeu_ps(dst, (__mmask8) ((1u << n) - 1), (__m256) v)
 #define DW_MASKED_STORE_F64_HALF _mm256_mask_storeu_pd(dst, (__mmask8) ((1u << n) - 1), (__m256d) v)
 #else
@@ -278,7 +313,13 @@ static double dw_lanes_sum(const double *l, int n) {
 #define VL 16
 #define SFX f32
 #define DW_MASKED_STORE_HALF DW_MASKED_STORE_F32_HALF
+#define DW_MASKED_STORE_FULL DW_MASKED_STORE_F32_FULL
+#define DW_MLOAD_FULL DW_MLOAD_F32_FULL
+#define DW_MLOAD_HALF DW_MLOAD_F32_HALF
 #include "dwconv_tmpl.h"
+#undef DW_MASKED_STORE_FULL
+#undef DW_MLOAD_FULL
+#undef DW_MLOAD_HALF
 #undef T
 #undef V
 #undef VH
@@ -292,7 +333,13 @@ static double dw_lanes_sum(const double *l, int n) {
 #define VL 8
 #define SFX f64
 #define DW_MASKED_STORE_HALF DW_MASKED_STORE_F64_HALF
+#define DW_MASKED_STORE_FULL DW_MASKED_STORE_F64_FULL
+#define DW_MLOAD_FULL DW_MLOAD_F64_FULL
+#define DW_MLOAD_HALF DW_MLOAD_F64_HALF
 #include "dwconv_tmpl.h"
+#undef DW_MASKED_STORE_FULL
+#undef DW_MLOAD_FULL
+#undef DW_MLOAD_HALF
 #undef T
 #undef V
 #undef VH

@@ -15,6 +15,9 @@
 #define DW_STORE_ROW(NAME, VR, MASKED)                                                                 \
     static inline __attribute__((always_inline)) void F(NAME)(T *dst, VR v, int64_t n) { MASKED; }
 DW_STORE_ROW(store_half, VH, DW_MASKED_STORE_HALF)
+#if defined(DW_DIRECT)
+DW_STORE_ROW(store_full, V, DW_MASKED_STORE_FULL)
+#endif
 #undef DW_STORE_ROW
 
 // ---- packing a plane into its phase buffers ---------------------------------------------------
@@ -93,10 +96,14 @@ static inline __attribute__((always_inline)) void F(conv)(const flat_geo *g, con
 // row y reads data. A row sums each tap row in its own accumulator (tap order within it, the
 // independent chains hide FMA latency), then adds the tap rows' sums in order.
 #define DW_ROWS(NAME, VR, RL, STORE)                                                                   \
-    static inline __attribute__((always_inline)) void F(NAME)(const flat_geo *g, const T *ph, const T *w, T *out, \
+    static inline __attribute__((always_inline)) void F(NAME)(const flat_geo *g, const T *restrict ph,      \
+                                                              const T *restrict w, T *restrict out,        \
                                                               const int KH, const int KW, const int SH,    \
                                                               const int SW) {                              \
         const int64_t wq = g->wq, psize = g->psize, ow = g->ow;                                        \
+        /* the weights, broadcast once: a row then loads only its inputs */                            \
+        VR wv[64];                                                                                     \
+        _Pragma("GCC unroll 64") for (int t = 0; t < KH * KW; t++) wv[t] = w[t] - (VR) {0};            \
         for (int64_t y = 0; y < g->oh; y++) {                                                          \
             const uint32_t m = g->rowmask[y];                                                          \
             VR acc[8];                                                                                 \
@@ -107,7 +114,7 @@ static inline __attribute__((always_inline)) void F(conv)(const flat_geo *g, con
                 _Pragma("GCC unroll 8") for (int j = 0; j < KW; j++) {                                 \
                     VR v;                                                                              \
                     memcpy(&v, base + (j % SW) * psize + j / SW, sizeof v);                            \
-                    acc[i] += (w[i * KW + j] - (VR) {0}) * v;                                          \
+                    acc[i] += wv[i * KW + j] * v;                                                      \
                 }                                                                                      \
             }                                                                                          \
             VR total = acc[0];                                                                         \
@@ -117,6 +124,78 @@ static inline __attribute__((always_inline)) void F(conv)(const flat_geo *g, con
     }
 DW_ROWS(rows_half, VH, VL / 2, F(store_half))
 #undef DW_ROWS
+
+// ---- direct row mode (AVX-512, stride 1): no packing ----------------------------------------------
+//
+// Row mode reading the source plane itself: a tap's vector is a masked load of the source row at
+// the tap's column shift, the lanes that fall in the left or right padding (or past the outputs)
+// masked to zero, so the plane is never copied. g->colmask[j] holds tap column j's lanes.
+#if defined(DW_DIRECT)
+#define DW_DROWS(NAME, VR, MLOAD, STORE)                                                               \
+    static inline __attribute__((always_inline)) void F(NAME)(const flat_geo *g, const T *restrict src,     \
+                                                              const T *restrict w, T *restrict out,        \
+                                                              const int KH, const int KW) {                \
+        const int64_t ws = g->ws, ow = g->ow, pt = g->pt, pl = g->pl;                                  \
+        VR wv[64];                                                                                     \
+        _Pragma("GCC unroll 64") for (int t = 0; t < KH * KW; t++) wv[t] = w[t] - (VR) {0};            \
+        uint32_t cm[8];                                                                                \
+        _Pragma("GCC unroll 8") for (int j = 0; j < KW; j++) cm[j] = g->colmask[j];                    \
+        for (int64_t y = 0; y < g->oh; y++) {                                                          \
+            const uint32_t m = g->rowmask[y];                                                          \
+            VR acc[8];                                                                                 \
+            _Pragma("GCC unroll 8") for (int i = 0; i < KH; i++) {                                     \
+                acc[i] = (VR) {0};                                                                     \
+                if (!((m >> i) & 1)) continue;                                                         \
+                /* source row y - pt + i; column x - pl + j for output lane x */                       \
+                const T *row = src + (y - pt + i) * ws - pl;                                           \
+                _Pragma("GCC unroll 8") for (int j = 0; j < KW; j++)                                   \
+                    acc[i] += wv[i * KW + j] * (VR) MLOAD(cm[j], row + j);                             \
+            }                                                                                          \
+            VR total = acc[0];                                                                         \
+            _Pragma("GCC unroll 8") for (int i = 1; i < KH; i++) total += acc[i];                      \
+            STORE(out + y * ow, total, ow);                                                            \
+        }                                                                                              \
+    }
+DW_DROWS(drows_full, V, DW_MLOAD_FULL, F(store_full))
+DW_DROWS(drows_half, VH, DW_MLOAD_HALF, F(store_half))
+#undef DW_DROWS
+
+// The weight gradient in direct row mode: per output row, the row of gradOut (one vector) times
+// each tap's masked source vector, into one accumulator per tap (in registers for k <= 5), added
+// into acc[tap] (lanes beyond the row's width stay zero) at the end of the plane.
+#define DW_DWGRAD(NAME, VR, RL, MLOAD)                                                                 \
+    static inline __attribute__((always_inline)) void F(NAME)(const flat_geo *g, const T *restrict src,     \
+                                                              const T *restrict gy, V *restrict acc,       \
+                                                              const int KH, const int KW) {                \
+        const int64_t ws = g->ws, ow = g->ow, pt = g->pt, pl = g->pl;                                  \
+        uint32_t cm[8];                                                                                \
+        _Pragma("GCC unroll 8") for (int j = 0; j < KW; j++) cm[j] = g->colmask[j];                    \
+        const uint32_t om = (uint32_t) ((1ull << ow) - 1);                                             \
+        VR a[64];                                                                                      \
+        _Pragma("GCC unroll 64") for (int t = 0; t < KH * KW; t++) a[t] = (VR) {0};                    \
+        for (int64_t y = 0; y < g->oh; y++) {                                                          \
+            const uint32_t m = g->rowmask[y];                                                          \
+            VR gv = (VR) MLOAD(om, gy + y * ow);                                                       \
+            _Pragma("GCC unroll 8") for (int i = 0; i < KH; i++) {                                     \
+                if (!((m >> i) & 1)) continue;                                                         \
+                const T *row = src + (y - pt + i) * ws - pl;                                           \
+                _Pragma("GCC unroll 8") for (int j = 0; j < KW; j++)                                   \
+                    a[i * KW + j] += gv * (VR) MLOAD(cm[j], row + j);                                  \
+            }                                                                                          \
+        }                                                                                              \
+        /* into the first RL lanes of acc[t] (a load and store of that width: no store forwarding */   \
+        /* across widths) */                                                                           \
+        _Pragma("GCC unroll 64") for (int t = 0; t < KH * KW; t++) {                                   \
+            VR lo;                                                                                     \
+            memcpy(&lo, &acc[t], sizeof lo);                                                           \
+            lo += a[t];                                                                                \
+            memcpy(&acc[t], &lo, sizeof lo);                                                           \
+        }                                                                                              \
+    }
+DW_DWGRAD(dwgrad_full, V, VL, DW_MLOAD_FULL)
+DW_DWGRAD(dwgrad_half, VH, VL / 2, DW_MLOAD_HALF)
+#undef DW_DWGRAD
+#endif
 
 // ---- the weight gradient of one plane -----------------------------------------------------------
 //
@@ -143,13 +222,27 @@ static inline __attribute__((always_inline)) void F(wgrad)(const flat_geo *g, co
 typedef void (*F(conv_fn))(const flat_geo *, const T *, const T *, T *);
 typedef void (*F(wgrad_fn))(const flat_geo *, const T *, const T *, V *);
 
-// The output goes to the flat buffer (flat mode, g->rows == 0) or straight to the plane (row mode).
+// The output goes to the flat buffer (flat mode, g->rows == 0) or straight to the plane (row
+// modes; for the direct ones ph is the source plane itself).
+#if defined(DW_DIRECT)
+#define DW_DIRECT_CASES(K, S)                                                                          \
+        if (S == 1 && g->rows == DW_ROWS_DIRECT_FULL) { F(drows_full)(g, ph, w, out, K, K); return; } \
+        if (S == 1 && g->rows == DW_ROWS_DIRECT_HALF) { F(drows_half)(g, ph, w, out, K, K); return; }
+#define DW_DIRECT_WGRAD_CASES(K, S)                                                                    \
+        if (S == 1 && g->rows == DW_ROWS_DIRECT_FULL) { F(dwgrad_full)(g, ph, gy, acc, K, K); return; } \
+        if (S == 1 && g->rows == DW_ROWS_DIRECT_HALF) { F(dwgrad_half)(g, ph, gy, acc, K, K); return; }
+#else
+#define DW_DIRECT_CASES(K, S)
+#define DW_DIRECT_WGRAD_CASES(K, S)
+#endif
 #define DW_SPEC(K, S)                                                                                  \
     static void F(conv_k##K##s##S)(const flat_geo *g, const T *ph, const T *w, T *out) {             \
+        DW_DIRECT_CASES(K, S)                                                                          \
         if (g->rows) F(rows_half)(g, ph, w, out, K, K, S, S);                                          \
         else F(conv)(g, ph, w, out, K, K, S, S);                                                       \
     }                                                                                                  \
     static void F(wgrad_k##K##s##S)(const flat_geo *g, const T *ph, const T *gy, V *acc) {           \
+        DW_DIRECT_WGRAD_CASES(K, S)                                                                    \
         F(wgrad)(g, ph, gy, acc, K, K, S, S);                                                          \
     }
 DW_SPEC(3, 1)
@@ -191,6 +284,12 @@ DW_PICK(wgrad)
 static int F(row_lanes)(const flat_geo *g) {
     int special = g->kh == g->kw && g->sh == g->sw && (g->kh == 3 || g->kh == 5 || g->kh == 7) && g->sh <= 2;
     if (!special || g->rowmask == NULL) return 0;
+#if defined(DW_DIRECT)
+    if (g->sh == 1 && g->dh == 1 && g->dw == 1 && g->has_colmask) {
+        if (g->ow <= VL / 2) return DW_ROWS_DIRECT_HALF;
+        if (g->ow <= VL) return DW_ROWS_DIRECT_FULL;
+    }
+#endif
     // (A full vector per row is slower than flat mode: a row then reads each weight for one FMA.)
     return g->ow <= VL / 2 ? VL / 2 : 0;
 }
@@ -228,6 +327,13 @@ static inline void F(unflatten)(const flat_geo *g, const T *flat, T *dst) {
 
 // ---- the kernels ------------------------------------------------------------------------------
 
+// Asks for the next plane's cache lines while this one computes: a plane's reads come in a burst
+// after a long stretch of arithmetic, which the hardware prefetchers do not run far enough ahead
+// to cover.
+static inline void F(prefetch)(const T *p, int64_t n) {
+    for (int64_t i = 0; i < n; i += 64 / (int64_t) sizeof(T)) __builtin_prefetch(p + i, 0, 3);
+}
+
 // One flat correlation per plane: out plane p = correlation of src plane p with weights of channel
 // p % c, on the geometry g. Planes run in parallel; each output element is computed by one thread.
 static int F(planes)(flat_geo *g, int64_t planes, int64_t c, const T *src, const T *w, T *out) {
@@ -249,6 +355,11 @@ static int F(planes)(flat_geo *g, int64_t planes, int64_t c, const T *src, const
         #pragma omp for schedule(static)
         for (int64_t p = 0; p < planes; p++) {
             if (!ok) continue;
+            if (p + 1 < planes) F(prefetch)(src + (p + 1) * in_plane, in_plane);
+            if (g->rows == DW_ROWS_DIRECT_FULL || g->rows == DW_ROWS_DIRECT_HALF) {
+                fn(g, src + p * in_plane, w + (p % c) * taps, out + p * out_plane);
+                continue;
+            }
             F(pack)(g, src + p * in_plane, s.ph);
             if (g->rows) {
                 fn(g, s.ph, w + (p % c) * taps, out + p * out_plane);
@@ -298,6 +409,8 @@ static int F(dw_backward_weight)(const dw_dims *d, const T *x, const T *gy, T *g
         flat_free(&g);
         return ST_NO_MEMORY;
     }
+    g.rows = F(row_lanes)(&g);
+    int direct = g.rows == DW_ROWS_DIRECT_FULL || g.rows == DW_ROWS_DIRECT_HALF;
     F(wgrad_fn) fn = F(pick_wgrad)(&g);
     int taps = d->kh * d->kw;
     int64_t in_plane = d->h * d->w, out_plane = d->oh * d->ow;
@@ -327,10 +440,18 @@ static int F(dw_backward_weight)(const dw_dims *d, const T *x, const T *gy, T *g
             }
             for (int64_t n = 0; n < d->n; n++) {
                 int64_t p = n * d->c + ch;
-                F(pack)(&g, x + p * in_plane, s.ph);
-                const T *gp = gy + p * out_plane;
-                for (int64_t y = 0; y < d->oh; y++) F(copy)(s.tmp + y * g.wq, gp + y * d->ow, d->ow);
-                fn(&g, s.ph, s.tmp, acc);
+                if (n + 1 < d->n) {
+                    F(prefetch)(x + (p + d->c) * in_plane, in_plane);
+                    F(prefetch)(gy + (p + d->c) * out_plane, out_plane);
+                }
+                if (direct) {
+                    fn(&g, x + p * in_plane, gy + p * out_plane, acc);
+                } else {
+                    F(pack)(&g, x + p * in_plane, s.ph);
+                    const T *gp = gy + p * out_plane;
+                    for (int64_t y = 0; y < d->oh; y++) F(copy)(s.tmp + y * g.wq, gp + y * d->ow, d->ow);
+                    fn(&g, s.ph, s.tmp, acc);
+                }
                 if ((n + 1) % every == 0 || n == d->n - 1) {
                     for (int t = 0; t < taps; t++) {
                         for (int l = 0; l < VL; l++) lanes[t * VL + l] += (double) acc[t][l];

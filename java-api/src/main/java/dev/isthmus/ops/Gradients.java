@@ -2,6 +2,7 @@ package dev.isthmus.ops;
 
 import dev.isthmus.autograd.Engine;
 import dev.isthmus.autograd.GradMode;
+import dev.isthmus.backend.Kernels;
 import dev.isthmus.tensor.Tensor;
 
 import java.util.ArrayList;
@@ -67,7 +68,14 @@ public final class Gradients {
         try (var off = GradMode.noGrad()) {
             Tensor prev = leaf.grad();
             if (prev != null && reusable(leaf, prev)) {
-                Shapes.assign(prev, Elementwise.add(prev, g)); // the sum is a temporary of the current scope
+                if (g.dtype() == prev.dtype() && g.device().equals(prev.device()) && !g.sharesStorageWith(prev)) {
+                    // prev += g in place: one pass over the gradient and no temporary
+                    String op = "accumulate_grad";
+                    prev.backend().binary(Kernels.Binary.ADD, prev.data(op), Shapes.broadcastData(op, g, prev.shape()),
+                            prev.data(op));
+                } else {
+                    Shapes.assign(prev, Elementwise.add(prev, g)); // the sum is a temporary of the current scope
+                }
                 return;
             }
             Tensor total = prev == null ? g : Elementwise.add(prev, g);
