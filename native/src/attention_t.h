@@ -63,44 +63,45 @@ static void TN(attn_fwd_tile)(const TN(attn) *a, int64_t b, int64_t t, TN(fwd_sc
     int64_t Lq = a->Lq, Lk = a->Lk, d = a->d, dv = a->dv, dvpad = a->dvpad;
     int64_t i0 = t * TM, mq = ft_min(TM, Lq - i0), nv = (mq + NL - 1) / NL, ml = nv * NL;
     T *st = s->st, *o = s->o, *m = s->m, *lsum = s->lsum, *mu = s->mu, *al = s->al;
-    const V ninf = VBCAST((T) -INFINITY), zero = VBCAST((T) 0);
+    int64_t ne = (ml + EL - 1) / EL;   // elementwise vectors (may reach past ml, within TM)
+    const E ninf = EBCAST((T) -INFINITY), zero = EBCAST((T) 0);
     TN(pack_tile_t)(a->q + (b * Lq + i0) * d, mq, ml, d, a->scale, s->qt);
     (void) dv;
-    for (int64_t l = 0; l < ml; l++) {
+    for (int64_t l = 0; l < ne * EL; l++) {
         m[l] = -INFINITY;
         lsum[l] = 0;
     }
     for (int64_t j0 = 0; j0 < Lk; j0 += a->nk) {
         int64_t nk = ft_min(a->nk, Lk - j0);
         int first = j0 == 0;
-        for (int64_t l = 0; l < ml; l++) mu[l] = -INFINITY;
+        for (int64_t l = 0; l < ne * EL; l++) mu[l] = -INFINITY;
         // sᵀ = K (scale q)ᵀ, with the tile's max per lane (after the bias, when there is one).
         TN(gemm)(GEMM_ROWS, 0, nk, nv, d, a->k + (b * Lk + j0) * d, d, s->qt, TM, st, TM, a->bias ? NULL : mu, NULL);
         if (a->bias) {
             TN(add_bias)(a, b, i0, mq, j0, nk, st);
-            for (int64_t v = 0; v < nv; v++) {
-                V mx = ninf;
-                for (int64_t j = 0; j < nk; j++) mx = TN(vmax)(mx, TN(vload)(st + j * TM + v * NL));
-                TN(vstore)(mu + v * NL, mx);
+            for (int64_t v = 0; v < ne; v++) {
+                E mx = ninf;
+                for (int64_t j = 0; j < nk; j++) mx = TN(emax)(mx, TN(eload)(st + j * TM + v * EL));
+                TN(estore)(mu + v * EL, mx);
             }
         }
-        for (int64_t v = 0; v < nv; v++) {
+        for (int64_t v = 0; v < ne; v++) {
             // The new running max; a query masked throughout so far keeps -inf, and shifts by 0.
-            V mo = TN(vload)(m + v * NL);
-            V mn = TN(vmax)(TN(vload)(mu + v * NL), mo);
-            V use = TN(vsel)(mn == ninf, zero, mn);
-            V alpha = TN(vexp)(mo - use);
-            TN(vstore)(m + v * NL, mn);
-            TN(vstore)(al + v * NL, alpha);
-            V sum = zero;
-            T *col = st + v * NL;
+            E mo = TN(eload)(m + v * EL);
+            E mn = TN(emax)(TN(eload)(mu + v * EL), mo);
+            E use = TN(esel)(mn == ninf, zero, mn);
+            E alpha = TN(eexp)(mo - use);
+            TN(estore)(m + v * EL, mn);
+            TN(estore)(al + v * EL, alpha);
+            E sum = zero;
+            T *col = st + v * EL;
             for (int64_t j = 0; j < nk; j++) {
-                V p = TN(vexp)(TN(vload)(col + j * TM) - use);
-                TN(vstore)(col + j * TM, p);
+                E p = TN(eexp)(TN(eload)(col + j * TM) - use);
+                TN(estore)(col + j * TM, p);
                 sum += p;
             }
-            V ls = TN(vload)(lsum + v * NL);
-            TN(vstore)(lsum + v * NL, first ? sum : ls * alpha + sum);
+            E ls = TN(eload)(lsum + v * EL);
+            TN(estore)(lsum + v * EL, first ? sum : ls * alpha + sum);
         }
         if (!first) {
             for (int64_t l = 0; l < ml; l++) {
@@ -112,10 +113,14 @@ static void TN(attn_fwd_tile)(const TN(attn) *a, int64_t b, int64_t t, TN(fwd_sc
         // o[l][e] (+)= sum_j p[j][l] v[j][e]: the probabilities as the "columns" operand.
         TN(gemm)(GEMM_COLS, !first, ml, dvpad / NL, nk, st, TM, s->vp + j0 * dvpad, dvpad, o, dvpad, NULL, NULL);
     }
+    for (int64_t v = 0; v < ne; v++) {
+        E L = TN(eload)(lsum + v * EL);
+        TN(estore)(mu + v * EL, TN(esel)(L == zero, ninf, TN(eload)(m + v * EL) + TN(elog)(L)));
+    }
     for (int64_t l = 0; l < mq; l++) {
         int64_t row = b * Lq + i0 + l;
         T L = lsum[l];
-        a->lse[row] = L == 0 ? (T) -INFINITY : m[l] + TN(logt)(L);
+        a->lse[row] = mu[l];
         T inv = L == 0 ? (T) 0 : (T) 1 / L;
         T *out = a->out + row * dv;
         const T *orow = o + l * dvpad;
@@ -193,14 +198,14 @@ static void TN(bwd_scratch_free)(TN(bwd_scratch) *s) {
 static void TN(attn_bwd_tile)(const TN(attn) *a, int64_t b, int64_t t, TN(bwd_scratch) *s, T *dk, T *dv, int add) {
     int64_t Lq = a->Lq, Lk = a->Lk, d = a->d, dvn = a->dv, dpad = a->dpad, dvpad = a->dvpad;
     int64_t i0 = t * TM, mq = ft_min(TM, Lq - i0), nv = (mq + NL - 1) / NL, ml = nv * NL;
-    int64_t row0 = b * Lq + i0;
+    int64_t row0 = b * Lq + i0, ne = (ml + EL - 1) / EL;
     T *st = s->st, *dp = s->dp, *lu = s->lu, *dd = s->dd;
     TN(pack_tile_t)(a->q + row0 * d, mq, ml, d, a->scale, s->qt);
     TN(pack_tile_rows)(a->q + row0 * d, mq, ml, d, dpad, a->scale, s->qr);
     TN(pack_tile_t)(a->gout + row0 * dvn, mq, ml, dvn, (T) 1, s->dot);
     TN(pack_tile_rows)(a->gout + row0 * dvn, mq, ml, dvn, dvpad, (T) 1, s->dor);
     // A masked row (lse = -inf) and the padding lanes get lse +inf: p = 0, so they add nothing.
-    for (int64_t l = 0; l < ml; l++) {
+    for (int64_t l = 0; l < ne * EL; l++) {
         T L = l < mq ? a->flse[row0 + l] : (T) INFINITY;
         lu[l] = L == -INFINITY ? (T) INFINITY : L;
         T D = 0;
@@ -218,13 +223,13 @@ static void TN(attn_bwd_tile)(const TN(attn) *a, int64_t b, int64_t t, TN(bwd_sc
         // dpᵀ[j][l] = sum_e v[j][e] gradOut[l][e].
         TN(gemm)(GEMM_ROWS, 0, nk, nv, dvn, a->v + (b * Lk + j0) * dvn, dvn, s->dot, TM, dp, TM, NULL, NULL);
         // p = exp(s - lse) in place of s, ds = p (dp - D) in place of dp.
-        for (int64_t v = 0; v < nv; v++) {
-            V lse = TN(vload)(lu + v * NL), D = TN(vload)(dd + v * NL);
+        for (int64_t v = 0; v < ne; v++) {
+            E lse = TN(eload)(lu + v * EL), D = TN(eload)(dd + v * EL);
             for (int64_t j = 0; j < nk; j++) {
-                T *ps = st + j * TM + v * NL, *pd = dp + j * TM + v * NL;
-                V p = TN(vexp)(TN(vload)(ps) - lse);
-                TN(vstore)(ps, p);
-                TN(vstore)(pd, p * (TN(vload)(pd) - D));
+                T *ps = st + j * TM + v * EL, *pd = dp + j * TM + v * EL;
+                E p = TN(eexp)(TN(eload)(ps) - lse);
+                TN(estore)(ps, p);
+                TN(estore)(pd, p * (TN(eload)(pd) - D));
             }
         }
         if (a->gb) {

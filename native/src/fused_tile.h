@@ -40,13 +40,17 @@
 #define FT_ACC 12        // of 16 (SSE2)
 #endif
 
-// A query (or relation row) tile is FT_QV vectors of lanes: 32 float32 rows with 256-bit vectors.
+// A query (or relation row) tile is FT_QV vectors of lanes: 32 float32 rows with 256-bit vectors
+// (a whole number of the elementwise vectors of fused_tile_t.h).
 #define FT_QV 4
 
-// Scratch memory: 64-byte aligned, sizes rounded up to whole cache lines.
+// Scratch memory: 64-byte aligned, sizes rounded up to whole cache lines, zeroed (so that the lanes
+// past a partial tile, which the elementwise passes compute and ignore, hold plain numbers).
 static inline void *ft_alloc(size_t bytes) {
     size_t n = (bytes + 63) / 64 * 64;
-    return aligned_alloc(64, n ? n : 64);
+    void *p = aligned_alloc(64, n ? n : 64);
+    if (p) memset(p, 0, n ? n : 64);
+    return p;
 }
 
 static inline int64_t ft_round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }

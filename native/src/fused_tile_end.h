@@ -11,6 +11,11 @@
 #undef GEMM_TILE
 #undef GEMM_ROWS
 #undef VI
+#undef EBYTES
+#undef EL
+#undef E
+#undef EI
+#undef EBCAST
 #undef T
 #undef T_SIZE
 #undef SFX

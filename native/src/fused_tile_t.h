@@ -28,12 +28,6 @@ typedef T TN(vec) __attribute__((vector_size(FT_BYTES)));
 static inline V TN(vload)(const T *p) { V v; memcpy(&v, p, sizeof v); return v; }
 static inline void TN(vstore)(T *p, V v) { memcpy(p, &v, sizeof v); }
 
-// The scalar logarithm of the element type (libm).
-#if T_SIZE == 4
-static inline T TN(logt)(T x) { return logf(x); }
-#else
-static inline T TN(logt)(T x) { return log(x); }
-#endif
 
 // ---- per-lane helpers ---------------------------------------------------------------------------
 //
@@ -69,6 +63,53 @@ static inline V TN(vmin)(V a, V b) { return VMIN_B(a, b); }
 #undef VMAX_B
 #undef VMIN_B
 
+// ---- elementwise vectors ---------------------------------------------------------------------
+//
+// The softmax and KL passes run on E vectors of EL lanes: 512-bit for float32 with AVX-512, else
+// the same as V. On Zen 4 a 512-bit operation has the arithmetic throughput of two 256-bit ones,
+// but these passes (chains of exponentials) are bound by how many instructions issue, and run about
+// 25% faster with half as many. (The products stay 256-bit: they are FMA-bound either way, and
+// narrower vectors pad odd sizes less.) A tile's TM lanes are a whole number of E vectors.
+
+#if T_SIZE == 4 && defined(__AVX512F__)
+#define EBYTES 64
+#else
+#define EBYTES FT_BYTES
+#endif
+#define EL (EBYTES / T_SIZE)
+
+typedef T TN(evec) __attribute__((vector_size(EBYTES)));
+#define E TN(evec)
+#if T_SIZE == 4
+typedef int32_t TN(eveci) __attribute__((vector_size(EBYTES)));
+#else
+typedef int64_t TN(eveci) __attribute__((vector_size(EBYTES)));
+#endif
+#define EI TN(eveci)
+
+#if EBYTES / T_SIZE == 16
+#define EBCAST(s) ((E) {(s), (s), (s), (s), (s), (s), (s), (s), (s), (s), (s), (s), (s), (s), (s), (s)})
+#elif EBYTES / T_SIZE == 8
+#define EBCAST(s) ((E) {(s), (s), (s), (s), (s), (s), (s), (s)})
+#elif EBYTES / T_SIZE == 4
+#define EBCAST(s) ((E) {(s), (s), (s), (s)})
+#else
+#define EBCAST(s) ((E) {(s), (s)})
+#endif
+
+static inline E TN(eload)(const T *p) { E v; memcpy(&v, p, sizeof v); return v; }
+static inline void TN(estore)(T *p, E v) { memcpy(p, &v, sizeof v); }
+static inline E TN(esel)(EI mask, E a, E b) { return (E) ((mask & (EI) a) | (~mask & (EI) b)); }
+
+// emax(a, b) = a > b ? a : b, as the x86 instructions (a NaN in either operand gives b).
+#if EBYTES == 64
+static inline E TN(emax)(E a, E b) { return (E) _mm512_max_ps((__m512) a, (__m512) b); }
+static inline E TN(emin)(E a, E b) { return (E) _mm512_min_ps((__m512) a, (__m512) b); }
+#else
+static inline E TN(emax)(E a, E b) { return TN(vmax)(a, b); }
+static inline E TN(emin)(E a, E b) { return TN(vmin)(a, b); }
+#endif
+
 #if T_SIZE == 4
 // e^x for float32 vectors, within 3.2 ulp (exp_f32 of isthmus.h's accuracy, in half the instructions):
 // n = round(x / ln 2) by the 1.5 * 2^23 trick, r = x - n ln 2 in two FMA steps (Cephes' split of
@@ -77,40 +118,76 @@ static inline V TN(vmin)(V a, V b) { return VMIN_B(a, b); }
 // With AVX-512, vscalefps scales (gradual underflow to 0, overflow to inf); otherwise 2^n is built
 // in the exponent bits, with x clamped to [-87.34, 88], results below FLT_MIN set to 0 and above
 // e^88 to inf (the kernels only take exponentials of values <= 0, up to rounding).
-static inline V TN(vexp)(V x) {
-    const V magic = VBCAST(12582912.0f);
+static inline E TN(eexp)(E x) {
+    const E magic = EBCAST(12582912.0f);
 #if defined(__AVX512F__)
-    x = TN(vmin)(VBCAST(89.0f), TN(vmax)(VBCAST(-120.0f), x));   // a NaN x stays; e^-120 scales to 0, e^89 to inf
+    x = TN(emin)(EBCAST(89.0f), TN(emax)(EBCAST(-120.0f), x));   // a NaN x stays; e^-120 scales to 0, e^89 to inf
 #else
-    const V lo = VBCAST(-87.33654f), hi = VBCAST(88.0f), xin = x;
-    VI keep = ~(x < lo);
-    x = TN(vmin)(hi, TN(vmax)(lo, x));
+    const E lo = EBCAST(-87.33654f), hi = EBCAST(88.0f), xin = x;
+    EI keep = ~(x < lo);
+    x = TN(emin)(hi, TN(emax)(lo, x));
 #endif
-    V t = x * VBCAST(1.44269504088896341f) + magic;
-    V n = t - magic;
-    V r = x - n * VBCAST(0.693359375f);
-    r = r - n * VBCAST(-2.12194440e-4f);
-    V p = VBCAST(8.33383e-3f);
-    p = p * r + VBCAST(4.189860e-2f);
-    p = p * r + VBCAST(1.6666886e-1f);
-    p = p * r + VBCAST(4.9999142e-1f);
-    p = p * r + VBCAST(1.0f);
-    p = p * r + VBCAST(1.0f);
+    E t = x * EBCAST(1.44269504088896341f) + magic;
+    E n = t - magic;
+    E r = x - n * EBCAST(0.693359375f);
+    r = r - n * EBCAST(-2.12194440e-4f);
+    E p = EBCAST(8.33383e-3f);
+    p = p * r + EBCAST(4.189860e-2f);
+    p = p * r + EBCAST(1.6666886e-1f);
+    p = p * r + EBCAST(4.9999142e-1f);
+    p = p * r + EBCAST(1.0f);
+    p = p * r + EBCAST(1.0f);
 #if defined(__AVX512F__)
-    return (V) _mm256_scalef_ps((__m256) p, (__m256) n);
+    return (E) _mm512_scalef_ps((__m512) p, (__m512) n);
 #else
     // n sits in the low bits of t: 2^n = ((bits(t) - bits(magic) + 127) << 23).
-    VI e = ((VI) t - (0x4B400000 - 127)) << 23;
-    V y = p * (V) e;
-    y = TN(vsel)(xin > hi, VBCAST(INFINITY), y);
-    return (V) ((VI) y & keep);
+    EI e = ((EI) t - (0x4B400000 - 127)) << 23;
+    E y = p * (E) e;
+    y = TN(esel)(xin > hi, EBCAST(INFINITY), y);
+    return (E) ((EI) y & keep);
 #endif
 }
+
+// ln x for float32 vectors (Cephes' logf, about 1 ulp): x = m 2^e with m in [sqrt(1/2), sqrt(2)),
+// ln m by a degree-9 polynomial in m - 1, plus e ln 2 in two parts. For x > 0 normal (the sums of
+// exponentials it is used on are >= 1); ln 0 = -inf, ln inf = inf, NaN and x < 0 give NaN.
+static inline E TN(elog)(E x) {
+    EI i = (EI) x;
+    E e = __builtin_convertvector(((i >> 23) & 0xff) - 126, E);
+    E m = (E) ((i & 0x007fffff) | 0x3f000000);           // [0.5, 1)
+    EI small = m < EBCAST(0.707106781186547524f);
+    e = TN(esel)(small, e - EBCAST(1.0f), e);
+    m = TN(esel)(small, m + m - EBCAST(1.0f), m - EBCAST(1.0f));
+    E z = m * m;
+    E y = EBCAST(7.0376836292e-2f);
+    y = y * m + EBCAST(-1.1514610310e-1f);
+    y = y * m + EBCAST(1.1676998740e-1f);
+    y = y * m + EBCAST(-1.2420140846e-1f);
+    y = y * m + EBCAST(1.4249322787e-1f);
+    y = y * m + EBCAST(-1.6668057665e-1f);
+    y = y * m + EBCAST(2.0000714765e-1f);
+    y = y * m + EBCAST(-2.4999993993e-1f);
+    y = y * m + EBCAST(3.3333331174e-1f);
+    y = y * m * z;
+    y = y + e * EBCAST(-2.12194440e-4f);
+    y = y - EBCAST(0.5f) * z;
+    E r = m + y;
+    r = r + e * EBCAST(0.693359375f);
+    r = TN(esel)(x == EBCAST(0.0f), EBCAST(-INFINITY), r);
+    r = TN(esel)(x == EBCAST(INFINITY), x, r);
+    return TN(esel)((x < EBCAST(0.0f)) | (x != x), EBCAST(NAN), r);
+}
 #else
-// float64: libm's exp, lane by lane.
-static inline V TN(vexp)(V x) {
-    V r;
-    for (int l = 0; l < NL; l++) r[l] = exp(x[l]);
+// float64: libm's log and exp, lane by lane.
+static inline E TN(elog)(E x) {
+    E r;
+    for (int l = 0; l < EL; l++) r[l] = log(x[l]);
+    return r;
+}
+
+static inline E TN(eexp)(E x) {
+    E r;
+    for (int l = 0; l < EL; l++) r[l] = exp(x[l]);
     return r;
 }
 #endif

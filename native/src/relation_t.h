@@ -55,7 +55,7 @@ static void TN(rel_logits)(const TN(rel) *a, int64_t bh, int64_t t, int pair, TN
     const T *sb = (pair == 0 ? a->ks : a->vs) + bh * N * ds;
     TN(pack_tile_t)(ta, mq, ml, dt, a->it, s->at);
     TN(pack_tile_t)(sa, mq, ml, ds, a->is, s->as);
-    for (int64_t l = 0; l < ml; l++) {
+    for (int64_t l = 0; l < TM; l++) {
         mxt[l] = -INFINITY;
         mxs[l] = -INFINITY;
         if (mnt) mnt[l] = INFINITY;
@@ -73,42 +73,39 @@ static void TN(rel_logits)(const TN(rel) *a, int64_t bh, int64_t t, int pair, TN
 //     KL = sum_j T_j (lt_j - ls_j) = A / st - lse_t + lse_s        (sum_j T_j = 1),
 // in one pass. Otherwise the floored terms are summed one by one in a second pass.
 static void TN(rel_fwd_tile)(const TN(rel) *a, int64_t bh, int64_t t, int pair, TN(rel_scratch) *s) {
-    int64_t N = a->N, i0 = t * TM, mq = ft_min(TM, N - i0), nv = (mq + NL - 1) / NL;
+    int64_t N = a->N, i0 = t * TM, mq = ft_min(TM, N - i0), nv = (mq + NL - 1) / NL, ne = (nv * NL + EL - 1) / EL;
     T *mxt = s->lane, *mnt = mxt + TM, *mxs = mnt + TM, *mns = mxs + TM, *kl = mns + TM;
     TN(rel_logits)(a, bh, t, pair, s, mxt, mnt, mxs, mns);
     const T F = (T) FT_LOG_FLOOR;
-    const V zero = VBCAST((T) 0), vf = VBCAST(F);
-    for (int64_t v = 0; v < nv; v++) {
-        const T *zt = s->zt + v * NL, *zs = s->zs + v * NL;
-        V mt = TN(vload)(mxt + v * NL), ms = TN(vload)(mxs + v * NL);
-        V st = zero, ss = zero, A = zero;
+    const E zero = EBCAST((T) 0), vf = EBCAST(F);
+    for (int64_t v = 0; v < ne; v++) {
+        const T *zt = s->zt + v * EL, *zs = s->zs + v * EL;
+        E mt = TN(eload)(mxt + v * EL), ms = TN(eload)(mxs + v * EL);
+        E st = zero, ss = zero, A = zero;
         for (int64_t j = 0; j < N; j++) {
-            V x = TN(vload)(zt + j * TM), y = TN(vload)(zs + j * TM);
-            V et = TN(vexp)(x - mt), es = TN(vexp)(y - ms);
+            E x = TN(eload)(zt + j * TM), y = TN(eload)(zs + j * TM);
+            E et = TN(eexp)(x - mt), es = TN(eexp)(y - ms);
             st += et;
             ss += es;
             A += et * (x - y);
         }
-        V lt, ls;
+        E lt = mt + TN(elog)(st), ls = ms + TN(elog)(ss);
+        EI ok = (TN(eload)(mnt + v * EL) - lt >= vf) & (TN(eload)(mns + v * EL) - ls >= vf);
         int floored = 0;
-        for (int l = 0; l < NL; l++) {
-            lt[l] = mt[l] + TN(logt)(st[l]);
-            ls[l] = ms[l] + TN(logt)(ss[l]);
-            floored |= !(mnt[v * NL + l] - lt[l] >= F && mns[v * NL + l] - ls[l] >= F);
-        }
-        V k;
+        for (int l = 0; l < EL; l++) floored |= !ok[l];
+        E k;
         if (!floored) {
             k = A / st - lt + ls;
         } else {
-            V acc = zero;
+            E acc = zero;
             for (int64_t j = 0; j < N; j++) {
-                V x = TN(vload)(zt + j * TM), y = TN(vload)(zs + j * TM);
-                V et = TN(vexp)(x - mt);
-                acc += et * (TN(vmax)(vf, x - lt) - TN(vmax)(vf, y - ls));   // max(l, F), a NaN l kept
+                E x = TN(eload)(zt + j * TM), y = TN(eload)(zs + j * TM);
+                E et = TN(eexp)(x - mt);
+                acc += et * (TN(emax)(vf, x - lt) - TN(emax)(vf, y - ls));   // max(l, F), a NaN l kept
             }
             k = acc / st;
         }
-        TN(vstore)(kl + v * NL, k);
+        TN(estore)(kl + v * EL, k);
     }
     double *out = a->rowkl + (size_t) pair * (size_t) (a->BH * N) + bh * N + i0;
     for (int64_t l = 0; l < mq; l++) out[l] = (double) kl[l];
@@ -159,43 +156,44 @@ static void TN(rel_bwd_tile)(const TN(rel) *a, int64_t bh, int64_t t, int pair, 
     T *mxt = s->lane, *mxs = mxt + 2 * TM, *mns = mxs + TM;
     TN(rel_logits)(a, bh, t, pair, s, mxt, NULL, mxs, mns);   // the teacher's floor does not matter here
     T *dz = s->zt;   // exp(zt - mt) lands in zt, then becomes dz
+    int64_t ne = (ml + EL - 1) / EL;
     const T F = (T) FT_LOG_FLOOR;
-    const V zero = VBCAST((T) 0);
-    for (int64_t v = 0; v < nv; v++) {
-        T *zt = s->zt + v * NL, *es = s->es + v * NL;
-        const T *zs = s->zs + v * NL;
-        V mt = TN(vload)(mxt + v * NL), ms = TN(vload)(mxs + v * NL);
-        V st = zero, ss = zero;
+    const E zero = EBCAST((T) 0);
+    for (int64_t v = 0; v < ne; v++) {
+        T *zt = s->zt + v * EL, *es = s->es + v * EL;
+        const T *zs = s->zs + v * EL;
+        E mt = TN(eload)(mxt + v * EL), ms = TN(eload)(mxs + v * EL);
+        E st = zero, ss = zero;
         for (int64_t j = 0; j < N; j++) {
-            V et = TN(vexp)(TN(vload)(zt + j * TM) - mt), e = TN(vexp)(TN(vload)(zs + j * TM) - ms);
-            TN(vstore)(zt + j * TM, et);
-            TN(vstore)(es + j * TM, e);
+            E et = TN(eexp)(TN(eload)(zt + j * TM) - mt), e = TN(eexp)(TN(eload)(zs + j * TM) - ms);
+            TN(estore)(zt + j * TM, et);
+            TN(estore)(es + j * TM, e);
             st += et;
             ss += e;
         }
-        V ls, cl;
+        E ls = ms + TN(elog)(ss), cl = zero;
+        EI ok = TN(eload)(mns + v * EL) - ls >= EBCAST(F);
         int floored = 0;
-        for (int l = 0; l < NL; l++) {
-            ls[l] = ms[l] + TN(logt)(ss[l]);
-            cl[l] = v * NL + l < mq ? a->c : (T) 0;   // padding lanes pass nothing
-            floored |= !(mns[v * NL + l] - ls[l] >= F);
+        for (int l = 0; l < EL; l++) {
+            cl[l] = v * EL + l < mq ? a->c : (T) 0;   // padding lanes pass nothing
+            floored |= !ok[l];
         }
-        V it = cl / st, is = cl / ss;
+        E it = cl / st, is = cl / ss;
         if (!floored) {
             for (int64_t j = 0; j < N; j++)
-                TN(vstore)(zt + j * TM, is * TN(vload)(es + j * TM) - it * TN(vload)(zt + j * TM));
+                TN(estore)(zt + j * TM, is * TN(eload)(es + j * TM) - it * TN(eload)(zt + j * TM));
         } else {
             // sum_k T_k m_k: the teacher's mass on unfloored student entries.
-            V tm = zero, vf = VBCAST(F);
+            E tm = zero, vf = EBCAST(F);
             for (int64_t j = 0; j < N; j++) {
-                VI keep = TN(vload)(zs + j * TM) - ls >= vf;
-                tm += TN(vsel)(keep, TN(vload)(zt + j * TM), zero);
+                EI keep = TN(eload)(zs + j * TM) - ls >= vf;
+                tm += TN(esel)(keep, TN(eload)(zt + j * TM), zero);
             }
             tm = tm / st;
             for (int64_t j = 0; j < N; j++) {
-                VI keep = TN(vload)(zs + j * TM) - ls >= vf;
-                V tk = TN(vsel)(keep, TN(vload)(zt + j * TM), zero);
-                TN(vstore)(zt + j * TM, is * TN(vload)(es + j * TM) * tm - it * tk);
+                EI keep = TN(eload)(zs + j * TM) - ls >= vf;
+                E tk = TN(esel)(keep, TN(eload)(zt + j * TM), zero);
+                TN(estore)(zt + j * TM, is * TN(eload)(es + j * TM) * tm - it * tk);
             }
         }
     }
