@@ -11,10 +11,11 @@
 // floats (hi + lo) so that x - mean keeps the precision of double; for float64 in double.
 //
 // Backward, per row: with xhat = (x - mean) * rstd and ghat = gradOut * weight, gradX = rstd *
-// (ghat - mean(ghat) - xhat * mean(ghat * xhat)); the two row sums are accumulated in double, element
-// k into lane k % 16. gradWeight = sum over rows of gradOut * xhat and gradBias = sum of gradOut are
-// summed over fixed blocks of LN_BLOCK rows (in T within a block, rows in order), and the block
-// partials added in double in block order: the same bits for any thread count.
+// (ghat - mean(ghat) - xhat * mean(ghat * xhat)); for the two row sums, element k goes to lane
+// k % 16 (D / 16 terms per lane summed in the dtype, the lanes then combined in double).
+// gradWeight = sum over rows of gradOut * xhat and gradBias = sum of gradOut are summed over fixed
+// blocks of LN_BLOCK rows (in T within a block, rows in order), and the block partials added in
+// double in block order: the same bits for any thread count.
 //
 // Rows (blocks of rows for the backward) run in parallel, static schedule.
 //
@@ -172,24 +173,25 @@ LN_FORWARD(double)
 static void ln_backward_row_float(int64_t d, const float *g, const float *x, double mu, double rsd, const float *w,
                                   float *gx, float *pw, float *pb) {
     float hi = (float) mu, lo = (float) (mu - (double) hi), rs = (float) rsd;
-    vd8 s1a = {0}, s1b = {0}, s2a = {0}, s2b = {0};
+    // Lane partial sums of D / 16 terms in float (a row at a time), then combined in double.
+    vf16 f1 = {0}, f2 = {0};
     int64_t full = d / 16 * 16;
     for (int64_t e = 0; e < full; e += 16) {
         vf16 xh = ((LD(vf16, x + e) - hi) - lo) * rs, gh = LD(vf16, g + e);
         if (w != NULL) gh *= LD(vf16, w + e);
-        vd8 gl, gu, pl, pu;
-        widen16(gh, &gl, &gu);
-        widen16(gh * xh, &pl, &pu);
-        s1a += gl;
-        s1b += gu;
-        s2a += pl;
-        s2b += pu;
+        f1 += gh;
+        f2 += gh * xh;
     }
     double l1[16], l2[16];
-    memcpy(l1, &s1a, 64);
-    memcpy(l1 + 8, &s1b, 64);
-    memcpy(l2, &s2a, 64);
-    memcpy(l2 + 8, &s2b, 64);
+    {
+        vd8 a, b;
+        widen16(f1, &a, &b);
+        memcpy(l1, &a, 64);
+        memcpy(l1 + 8, &b, 64);
+        widen16(f2, &a, &b);
+        memcpy(l2, &a, 64);
+        memcpy(l2 + 8, &b, 64);
+    }
     for (int64_t e = full; e < d; e++) {
         float xh = ((x[e] - hi) - lo) * rs, gh = w != NULL ? g[e] * w[e] : g[e];
         l1[e - full] += (double) gh;
