@@ -17,6 +17,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /**
  * The native backend's tensor memory: uninitialised (0xFF-poisoned in the tests), 64-byte aligned,
@@ -62,7 +63,7 @@ class NativeMemoryTest {
 
     @Test
     void newStorageIsPoisonedInTestsAndTheFillingConstructorsFill() {
-        assertTrue(Boolean.getBoolean(NativeBackend.POISON_PROPERTY),
+        assumeTrue(Boolean.getBoolean(NativeBackend.POISON_PROPERTY),
                 "the tests run with -D" + NativeBackend.POISON_PROPERTY + "=true (tests/pom.xml)");
         try (Backends.Override o = Backends.override(backend()); Scope s = Scope.open("poison")) {
             Tensor e = Tensor.empty(DType.FLOAT32, 5, 7);
