@@ -19,7 +19,8 @@
 //
 // Rows (blocks of rows for the backward) run in parallel, static schedule.
 //
-// dims = [rows, D, off of each operand in the order the function names them]
+// dims = [rows, D, off of each operand in the order the function names them]; the backward's dims
+// end with gradOut's row and element strides.
 #include "kernels.h"
 #include <stdlib.h>
 
@@ -241,9 +242,11 @@ static void ln_backward_row_double(int64_t d, const double *g, const double *x, 
     }
 }
 
+// gradOut's row r starts at g + r * gsr; with gse = 0 a row is one value repeated (a broadcast),
+// spread into a row buffer first.
 #define LN_BACKWARD(T)                                                                             \
-    static int ln_backward_##T(int64_t rows, int64_t d, const T *g, const T *x, const T *mean, const T *rstd, \
-                               const T *w, T *gx, T *gw, T *gb) {                                  \
+    static int ln_backward_##T(int64_t rows, int64_t d, const T *g, int64_t gsr, int64_t gse, const T *x, \
+                               const T *mean, const T *rstd, const T *w, T *gx, T *gw, T *gb) {    \
         int64_t blocks = (rows + LN_BLOCK - 1) / LN_BLOCK;                                         \
         int per = (gw != NULL) + (gb != NULL);                                                     \
         T *part = NULL;                                                                            \
@@ -252,13 +255,31 @@ static void ln_backward_row_double(int64_t d, const double *g, const double *x, 
             if (part == NULL) return ST_NO_MEMORY;                                                 \
         }                                                                                          \
         int threads = par_threads(rows * d * 2);                                                   \
+        int failed = 0;                                                                            \
         _Pragma("omp parallel for schedule(static) num_threads(threads)")                          \
         for (int64_t bk = 0; bk < blocks; bk++) {                                                  \
             T *pw = gw != NULL ? part + (bk * per) * d : NULL;                                     \
             T *pb = gb != NULL ? part + (bk * per + (gw != NULL)) * d : NULL;                      \
+            T *spread = gse == 0 ? malloc((size_t) d * sizeof(T)) : NULL;                          \
+            if (gse == 0 && spread == NULL) {                                                      \
+                _Pragma("omp atomic write")                                                        \
+                failed = 1;                                                                        \
+                continue;                                                                          \
+            }                                                                                      \
             int64_t r1 = (bk + 1) * LN_BLOCK < rows ? (bk + 1) * LN_BLOCK : rows;                  \
-            for (int64_t r = bk * LN_BLOCK; r < r1; r++)                                           \
-                ln_backward_row_##T(d, g + r * d, x + r * d, (double) mean[r], (double) rstd[r], w, gx + r * d, pw, pb); \
+            for (int64_t r = bk * LN_BLOCK; r < r1; r++) {                                         \
+                const T *gr = g + r * gsr;                                                         \
+                if (spread != NULL && (r == bk * LN_BLOCK || gsr != 0)) {                          \
+                    for (int64_t e = 0; e < d; e++) spread[e] = gr[0];                             \
+                }                                                                                  \
+                ln_backward_row_##T(d, spread != NULL ? spread : gr, x + r * d, (double) mean[r], (double) rstd[r], w, \
+                                    gx + r * d, pw, pb);                                           \
+            }                                                                                      \
+            free(spread);                                                                          \
+        }                                                                                          \
+        if (failed) {                                                                              \
+            free(part);                                                                            \
+            return ST_NO_MEMORY;                                                                   \
         }                                                                                          \
         if (per > 0) {                                                                             \
             for (int k = 0; k < per; k++) {                                                        \
@@ -301,12 +322,12 @@ int ISA_FN(k_layer_norm_backward)(int dt, const int64_t *dims, const void *gy, c
     if (rows < 0 || d < 1) return ST_BAD_ARGUMENT;
     const int64_t *o = dims + 2;
     if (dt == DT_F32) {
-        return ln_backward_float(rows, d, (const float *) gy + o[0], (const float *) x + o[1], (const float *) mean + o[2],
+        return ln_backward_float(rows, d, (const float *) gy + o[0], o[8], o[9], (const float *) x + o[1], (const float *) mean + o[2],
                                  (const float *) rstd + o[3], w ? (const float *) w + o[4] : NULL, (float *) gx + o[5],
                                  gw ? (float *) gw + o[6] : NULL, gb ? (float *) gb + o[7] : NULL);
     }
     if (dt == DT_F64) {
-        return ln_backward_double(rows, d, (const double *) gy + o[0], (const double *) x + o[1],
+        return ln_backward_double(rows, d, (const double *) gy + o[0], o[8], o[9], (const double *) x + o[1],
                                   (const double *) mean + o[2], (const double *) rstd + o[3],
                                   w ? (const double *) w + o[4] : NULL, (double *) gx + o[5],
                                   gw ? (double *) gw + o[6] : NULL, gb ? (double *) gb + o[7] : NULL);

@@ -127,7 +127,9 @@ public interface Backend {
      * Gradients of {@link #layerNormForward} from the saved mean and rstd: with x̂ = (x - mean) · rstd
      * and ĝ = gradOut · weight (gradOut when weight is null), gradX = rstd · (ĝ - mean(ĝ) - x̂ ·
      * mean(ĝ x̂)) per row; gradWeight = sum over rows of gradOut · x̂ and gradBias = sum over rows of
-     * gradOut, each null when not wanted (and gradWeight null when weight is).
+     * gradOut, each null when not wanted (and gradWeight null when weight is). Unlike the other
+     * operands, gradOut may also be a broadcast view, with stride 0 along either dim (the gradient of
+     * a sum is one), or any row stride with unit element stride.
      */
     void layerNormBackward(Strided gradOut, Strided x, Strided mean, Strided rstd, Strided weight, Strided gradX,
                            Strided gradWeight, Strided gradBias);

@@ -117,7 +117,10 @@ public final class Normalization {
                     Tensor gx = Tensor.empty(x.dtype(), x.device(), rows, d);
                     Tensor gw = weight != null && weight.requiresGrad() ? Tensor.empty(x.dtype(), x.device(), d) : null;
                     Tensor gb = bias != null && bias.requiresGrad() ? Tensor.empty(x.dtype(), x.device(), d) : null;
-                    x.backend().layerNormBackward(Shapes.contiguous(g).data(op), x.data(op), mean.data(op), rstd.data(op),
+                    // A broadcast gradient (that of a sum) goes to the kernel as it is, not copied out.
+                    long[] gs = g.strides();
+                    Tensor gk = gs[1] == 0 || gs[1] == 1 ? g : Shapes.contiguous(g);
+                    x.backend().layerNormBackward(gk.data(op), x.data(op), mean.data(op), rstd.data(op),
                             weight == null ? null : weight.data(op), gx.data(op), gw == null ? null : gw.data(op),
                             gb == null ? null : gb.data(op));
                     return new Tensor[] {gx, gw, gb};

@@ -211,6 +211,38 @@ class NativeFusedKernelsTest {
         }
     }
 
+    @Test
+    void layerNormBackwardTakesBroadcastAndRowStridedGradients() {
+        for (DType dt : List.of(DType.FLOAT32, DType.FLOAT64))
+            for (long[] shape : new long[][] {{37, 31}, {300, 192}, {3, 7}}) {
+                long rows = shape[0], d = shape[1];
+                try (Arena a = Arena.ofConfined()) {
+                    Generator g = new Generator(rows + d);
+                    Strided x = randomDense(a, dt, 2, g, 1, rows, d), w = randomDense(a, dt, 1, g, 1, d);
+                    Strided mean = poisoned(a, dt, 3, rows), rstd = poisoned(a, dt, 2, rows);
+                    REF.layerNormForward(x, w, null, 1e-5, poisoned(a, dt, 0, rows, d), mean, rstd);
+                    Strided base = randomDense(a, dt, 1, g, 1, 2 * rows * d);
+                    Strided[] grads = {
+                            new Strided(base.storage(), shape, new long[] {0, 0}, 4),      // the gradient of a sum
+                            new Strided(base.storage(), shape, new long[] {0, 1}, 5),      // one row for all
+                            new Strided(base.storage(), shape, new long[] {1, 0}, 6),      // one value per row
+                            new Strided(base.storage(), shape, new long[] {2 * d, 1}, 3)}; // rows with gaps
+                    for (Strided gy : grads) {
+                        String what = "layer norm backward " + dt + " " + Arrays.toString(shape) + " gradOut " + gy;
+                        Strided gx = poisoned(a, dt, 1, rows, d), gw = poisoned(a, dt, 2, d), gb = poisoned(a, dt, 3, d);
+                        REF.layerNormBackward(gy, x, mean, rstd, w, gx, gw, gb);
+                        double tol = dt == DType.FLOAT32 ? 1e-5 : 1e-12;
+                        long before = nat.fallbacks();
+                        compare(what, new Strided[] {gx, gw, gb},
+                                new Strided[] {poisoned(a, dt, 1, rows, d), poisoned(a, dt, 2, d), poisoned(a, dt, 3, d)},
+                                o -> nat.layerNormBackward(gy, x, mean, rstd, w, o[0], o[1], o[2]), tol * 10 * Math.sqrt(rows) * 4,
+                                tol * 10);
+                        assertEquals(before, nat.fallbacks(), what + ": fell back (" + nat.lastFallback() + ")");
+                    }
+                }
+            }
+    }
+
     // ---- Adam ------------------------------------------------------------------------------------
 
     @Test

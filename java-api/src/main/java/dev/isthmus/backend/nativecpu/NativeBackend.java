@@ -1012,14 +1012,25 @@ public final class NativeBackend implements Backend {
         List<Strided> outs = new ArrayList<>(List.of(gradX));
         if (gradWeight != null) outs.add(gradWeight);
         if (gradBias != null) outs.add(gradBias);
-        String why = d == 0 ? "empty rows" : fusedProblem(outs.toArray(Strided[]::new), gradOut, x, mean, rstd, weight);
+        // gradOut may be a broadcast or have a row stride (see Backend): C reads it by its two strides.
+        long gsr = gradOut.strides()[0], gse = gradOut.strides()[1];
+        boolean gradOutOk = (gse == 0 || gse == 1) && gsr >= 0;
+        String why = d == 0 ? "empty rows" : !gradOutOk ? "gradOut strides " + Arrays.toString(gradOut.strides())
+                : gradOut.dtype() != x.dtype() ? "mixed dtypes"
+                : fusedProblem(outs.toArray(Strided[]::new), x, mean, rstd, weight);
+        if (why == null) {
+            for (Strided o : outs) {
+                if (o.numel() > 0 && gradOut.numel() > 0 && Layouts.overlaps(o, gradOut)) why = "an output overlaps gradOut";
+            }
+            if (!Layouts.readable(gradOut)) why = "input memory is on the heap";
+        }
         if (why == null && rows == 0) {
             for (Strided s : new Strided[] {gradWeight, gradBias}) if (s != null) fill(s, 0);
             return;
         }
         if (why == null) {
             long[] dims = {rows, d, gradOut.offset(), x.offset(), mean.offset(), rstd.offset(), offset(weight),
-                    gradX.offset(), offset(gradWeight), offset(gradBias)};
+                    gradX.offset(), offset(gradWeight), offset(gradBias), gsr, gse};
             try (Arena a = Arena.ofConfined()) {
                 status(op, (int) NativeBindings.LAYER_NORM_BACKWARD.invokeExact(dt(x), Layouts.longs(a, dims), seg(gradOut),
                         seg(x), seg(mean), seg(rstd), segOrNull(weight), seg(gradX), segOrNull(gradWeight),
