@@ -14,9 +14,18 @@
 // it is first packed into a dense buffer. The output is written in place when it is row-major
 // with a usable leading dimension, else through a buffer.
 //
+// Threads: OpenBLAS is held to one thread (NativeBackend.setThreads) and the products are split
+// across the kernels' own OpenMP team instead: by batch when there are enough batches, else each
+// product by blocks of rows (or of columns, when it is wider than tall). The reason is contention.
+// The OpenMP team spins for a while after each parallel region, which is what keeps back-to-back
+// small kernels cheap; OpenBLAS's pthreads spin after each product too. Two teams on two cores
+// then steal each other's cores: a backward pass (product, elementwise, product) ran 1.4x slower
+// than its products alone. With one team there is nobody to steal from.
+//
 // Compiled once: the arithmetic happens inside OpenBLAS, which picks its own kernels for the CPU.
 #include "isthmus.h"
 #include <limits.h>
+#include <omp.h>
 #include <stdlib.h>
 
 enum { ROW_MAJOR = 101, NO_TRANS = 111, TRANS = 112 }; // CBLAS_ORDER / CBLAS_TRANSPOSE values
@@ -100,6 +109,51 @@ static const char *operand_at(operand *op, int dt, const char *base, int64_t p) 
     return op->buf;
 }
 
+// Products smaller than this many multiply-adds (64^3) run on one thread: splitting them costs
+// more in packing and wake-up than it saves.
+#define GEMM_GRAIN 262144.0
+
+static void gemm_one(int dt, int ta, int tb, int64_t m, int64_t n, int64_t k, const char *a, int64_t lda,
+                     const char *b, int64_t ldb, char *c, int64_t ldc) {
+    if (dt == DT_F32)
+        blas_sgemm(ROW_MAJOR, ta, tb, (int) m, (int) n, (int) k, 1.0f, (const float *) a, (int) lda,
+                   (const float *) b, (int) ldb, 0.0f, (float *) c, (int) ldc);
+    else
+        blas_dgemm(ROW_MAJOR, ta, tb, (int) m, (int) n, (int) k, 1.0, (const double *) a, (int) lda,
+                   (const double *) b, (int) ldb, 0.0, (double *) c, (int) ldc);
+}
+
+// C (m x n) = A B on up to `threads` threads: each takes a block of C's rows (A's rows with them)
+// or, when C is wider than tall, of its columns (B's columns with them). Blocks are multiples of
+// 16 so that each thread's share starts on a whole vector of the BLAS kernel.
+static void gemm_split(int dt, int ta, int tb, int64_t m, int64_t n, int64_t k, const char *a, int64_t lda,
+                       const char *b, int64_t ldb, char *c, int64_t ldc, int threads) {
+    int rows = m >= n;
+    int64_t extent = rows ? m : n;
+    int64_t blocks = (extent + 15) / 16;
+    int team = (double) m * n * k < GEMM_GRAIN ? 1 : (int) (threads < blocks ? threads : blocks);
+    if (team <= 1) {
+        gemm_one(dt, ta, tb, m, n, k, a, lda, b, ldb, c, ldc);
+        return;
+    }
+    size_t es = dt_size(dt);
+#pragma omp parallel num_threads(team)
+    {
+        int nth = omp_get_num_threads(), t = omp_get_thread_num();
+        int64_t per = (blocks + nth - 1) / nth * 16;
+        int64_t lo = t * per, hi = lo + per < extent ? lo + per : extent;
+        if (lo < hi) {
+            if (rows) {
+                int64_t ao = ta == NO_TRANS ? lo * lda : lo;
+                gemm_one(dt, ta, tb, hi - lo, n, k, a + ao * (int64_t) es, lda, b, ldb, c + lo * ldc * (int64_t) es, ldc);
+            } else {
+                int64_t bo = tb == NO_TRANS ? lo : lo * ldb;
+                gemm_one(dt, ta, tb, m, hi - lo, k, a, lda, b + bo * (int64_t) es, ldb, c + lo * (int64_t) es, ldc);
+            }
+        }
+    }
+}
+
 ISTHMUS_API int isthmus_matmul(int dt, const int64_t *dims, const int64_t *meta, const void *a, const void *b,
                                void *out) {
     if (dt != DT_F32 && dt != DT_F64) return ST_BAD_ARGUMENT;
@@ -133,15 +187,21 @@ ISTHMUS_API int isthmus_matmul(int dt, const int64_t *dims, const int64_t *meta,
         if (!obuf) { free(A.buf); free(B.buf); return ST_NO_MEMORY; }
     }
 
+    // Whole products per thread when every operand goes to BLAS as it is (no shared pack buffer)
+    // and there are batches enough to share; else one product at a time, each split.
+    int by_batch = A.direct && B.direct && out_direct && isthmus_threads > 1 && batch >= isthmus_threads
+                   && (double) m * n * k * batch >= GEMM_GRAIN;
+    if (by_batch) {
+#pragma omp parallel for schedule(static) num_threads(isthmus_threads)
+        for (int64_t p = 0; p < batch; p++)
+            gemm_split(dt, A.trans, B.trans, m, n, k, pa + p * A.s0 * (int64_t) es, A.ld, pb + p * B.s0 * (int64_t) es,
+                       B.ld, po + p * os0 * (int64_t) es, ldc, 1);
+        return ST_OK;
+    }
     for (int64_t p = 0; p < batch; p++) {
         const char *xa = operand_at(&A, dt, pa, p), *xb = operand_at(&B, dt, pb, p);
         char *c = out_direct ? po + p * os0 * (int64_t) es : obuf;
-        if (dt == DT_F32)
-            blas_sgemm(ROW_MAJOR, A.trans, B.trans, (int) m, (int) n, (int) k, 1.0f, (const float *) xa, (int) A.ld,
-                       (const float *) xb, (int) B.ld, 0.0f, (float *) c, (int) ldc);
-        else
-            blas_dgemm(ROW_MAJOR, A.trans, B.trans, (int) m, (int) n, (int) k, 1.0, (const double *) xa, (int) A.ld,
-                       (const double *) xb, (int) B.ld, 0.0, (double *) c, (int) ldc);
+        gemm_split(dt, A.trans, B.trans, m, n, k, xa, A.ld, xb, B.ld, c, ldc, isthmus_threads);
         if (!out_direct) {
             for (int64_t i = 0; i < m; i++)
                 for (int64_t j = 0; j < n; j++) {

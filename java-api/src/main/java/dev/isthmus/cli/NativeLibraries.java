@@ -33,7 +33,7 @@ final class NativeLibraries {
             lines.add("isthmus native kernels (libisthmus.so " + n.version() + "): " + n.library().path() + " ("
                     + n.library().origin() + "), kernels " + n.isa() + ", " + n.threads() + " threads");
             lines.add("OpenBLAS (used by the native backend): " + n.openBlasConfig() + ", "
-                    + n.openBlasThreads() + " threads, loaded as " + NativeLibrary.openBlasName());
+                    + n.openBlasThreads() + " thread per call (products split across the kernels' threads), loaded as " + NativeLibrary.openBlasName());
         } else {
             NativeBackend.Availability a = choice.nativeStatus();
             lines.add("isthmus native kernels (libisthmus.so): "

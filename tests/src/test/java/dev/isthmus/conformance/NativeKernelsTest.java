@@ -462,7 +462,10 @@ class NativeKernelsTest {
 
     @Test
     void matmulThroughOpenBlasForEveryOperandLayout() {
-        long[][] dims = {{1, 1, 1, 1}, {1, 37, 29, 53}, {3, 17, 1, 9}, {4, 1, 23, 19}, {2, 5, 7, 0}, {5, 33, 31, 65}};
+        // The last three are big enough for linalg.c to share them across threads: by batch (when every
+        // operand goes to BLAS as it is), by blocks of rows (97 > 71), by blocks of columns (150 > 40).
+        long[][] dims = {{1, 1, 1, 1}, {1, 37, 29, 53}, {3, 17, 1, 9}, {4, 1, 23, 19}, {2, 5, 7, 0}, {5, 33, 31, 65},
+                {1, 97, 71, 45}, {2, 40, 150, 47}};
         for (DType dt : List.of(DType.FLOAT32, DType.FLOAT64))
             for (long[] d : dims)
                 for (Layout la : Layout.values())

@@ -31,8 +31,9 @@ import java.util.concurrent.atomic.LongAdder;
  * {@code isthmus_max_rank} after coalescing, read-only or heap memory. {@link #fallbacks()} counts
  * them.
  *
- * <p>Threads: {@code -Disthmus.threads=N} (default: every core) for both the kernels' OpenMP loops
- * and OpenBLAS. Results do not depend on it: elementwise kernels split work without changing any
+ * <p>Threads: {@code -Disthmus.threads=N} (default: every core) for the kernels' OpenMP team, which
+ * also runs the matrix products (split across the team, each part computed by OpenBLAS held to one
+ * thread: see linalg.c). Results do not depend on it: elementwise kernels split work without changing any
  * arithmetic, reductions fold fixed-size chunks in a fixed order, and scatter/fold kernels split
  * only where no two threads touch one element. {@code -Disthmus.native.isa=avx512|avx2|generic}
  * picks the kernels' instruction set (default: the best the CPU has).
@@ -145,7 +146,9 @@ public final class NativeBackend implements Backend {
         if (n < 1) throw new IllegalArgumentException("thread count must be positive, got " + n);
         try {
             NativeBindings.SET_THREADS.invokeExact(n);
-            NativeBindings.OPENBLAS_SET_NUM_THREADS.invokeExact(n);
+            // One thread team, the kernels': linalg.c splits each product across it and calls
+            // OpenBLAS single-threaded from every thread (two spinning teams steal each other's cores).
+            NativeBindings.OPENBLAS_SET_NUM_THREADS.invokeExact(1);
         } catch (Throwable t) {
             throw rethrow(t);
         }
