@@ -86,7 +86,7 @@ public final class SafeTensors {
      * tensor can only be stored as a type that reads back as its own dtype ({@link StoredDType#readAs()}),
      * so only float32 tensors can be narrowed, to F16 or BF16. The rounding is PyTorch's
      * ({@code .half()}, {@code .bfloat16()}): to nearest, ties to even, overflowing to infinity, NaN
-     * kept NaN (F16 below 2^-14 becomes subnormal, below 2^-25 zero).
+     * kept NaN (F16 magnitudes below 2^-14 become subnormal, those up to 2^-25 zero).
      *
      * @param float32As F32 (exact), F16 or BF16
      * @param byName    the type of particular tensors; every name must be one of the tensors written
