@@ -31,15 +31,21 @@ import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Objects;
 import java.util.Set;
+import java.util.stream.Collectors;
+import java.util.stream.Stream;
 
 /**
  * Reads and writes the <a href="https://github.com/huggingface/safetensors">safetensors</a> format:
  * an 8-byte little-endian header length {@code n}, {@code n} bytes of UTF-8 JSON mapping each tensor
  * name to {@code {"dtype", "shape", "data_offsets": [begin, end]}} (plus an optional
  * {@code "__metadata__"} map of strings), then the raw little-endian data, the offsets being relative
- * to its start. F32, F64 and I64 map to {@link DType#FLOAT32}, {@link DType#FLOAT64} and
- * {@link DType#INT64}.
+ * to its start. The element types are those of {@link StoredDType}: F32, F64 and I64 are read as
+ * {@link DType#FLOAT32}, {@link DType#FLOAT64} and {@link DType#INT64}, and the half-precision F16 and
+ * BF16 (the usual formats of published weights) are widened exactly to {@link DType#FLOAT32}, since
+ * the library does not compute in them. Writing stores every tensor exactly unless an
+ * {@link Encoding} asks for float32 tensors (all, or some by name) to be rounded to F16 or BF16.
  *
  * <p>Reading checks the file as the reference implementation does: the header length fits the file,
  * every dtype is known, every byte range matches its shape and the ranges tile the data section
@@ -60,10 +66,65 @@ public final class SafeTensors {
             .enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS);
 
     private static final Set<String> KNOWN_UNSUPPORTED = Set.of(
-            "BOOL", "U8", "I8", "F8_E5M2", "F8_E4M3", "I16", "U16", "F16", "BF16", "I32", "U32", "U64");
+            "BOOL", "U8", "I8", "F8_E5M2", "F8_E4M3", "I16", "U16", "I32", "U32", "U64");
 
-    /** The tensors of a file, in header order, and its metadata (empty when the file has none). */
-    public record Contents(Map<String, Tensor> tensors, Map<String, String> metadata) {}
+    private static final String SUPPORTED = Stream.of(StoredDType.values()).map(Enum::name)
+            .collect(Collectors.joining(", "));
+
+    private static final ValueLayout.OfShort SHORT_LE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+
+    /**
+     * The tensors of a file, in header order, its metadata (empty when the file has none), and the type
+     * each tensor was stored as (which tells a float32 tensor read from F16 or BF16 from one stored
+     * exactly; {@code new Encoding(StoredDType.F32, storedDTypes)} writes the tensors back as they were).
+     */
+    public record Contents(Map<String, Tensor> tensors, Map<String, String> metadata, Map<String, StoredDType> storedDTypes) {}
+
+    /**
+     * How {@link #write(Path, Map, Map, Encoding)} stores each tensor: as {@code byName} says for the
+     * tensors it names, else float32 tensors as {@code float32As} and the others exactly (F64, I64). A
+     * tensor can only be stored as a type that reads back as its own dtype ({@link StoredDType#readAs()}),
+     * so only float32 tensors can be narrowed, to F16 or BF16. The rounding is PyTorch's
+     * ({@code .half()}, {@code .bfloat16()}): to nearest, ties to even, overflowing to infinity, NaN
+     * kept NaN (F16 magnitudes below 2^-14 become subnormal, those up to 2^-25 zero).
+     *
+     * @param float32As F32 (exact), F16 or BF16
+     * @param byName    the type of particular tensors; every name must be one of the tensors written
+     */
+    public record Encoding(StoredDType float32As, Map<String, StoredDType> byName) {
+        /** Every tensor stored exactly, as {@link #write(Path, Map, Map)} does. */
+        public static final Encoding EXACT = new Encoding(StoredDType.F32, Map.of());
+
+        public Encoding {
+            Objects.requireNonNull(float32As, "Encoding: float32As");
+            if (float32As.readAs() != DType.FLOAT32) {
+                throw new IllegalArgumentException("Encoding: float32 tensors cannot be stored as " + float32As);
+            }
+            for (Map.Entry<String, StoredDType> kv : byName.entrySet()) {
+                if (kv.getKey() == null || kv.getValue() == null) {
+                    throw new IllegalArgumentException("Encoding: null tensor name or type in " + byName);
+                }
+            }
+            byName = Collections.unmodifiableMap(new LinkedHashMap<>(byName));
+        }
+
+        /** Every float32 tensor stored as {@code type} (F16, BF16 or F32), the others exactly. */
+        public static Encoding float32As(StoredDType type) { return new Encoding(type, Map.of()); }
+
+        /** This encoding, with the tensor {@code name} stored as {@code type}. */
+        public Encoding with(String name, StoredDType type) {
+            Map<String, StoredDType> more = new LinkedHashMap<>(byName);
+            more.put(name, type);
+            return new Encoding(float32As, more);
+        }
+
+        /** The type a tensor of this name and dtype is stored as (not yet checked against the dtype). */
+        public StoredDType typeOf(String name, DType dtype) {
+            StoredDType named = byName.get(name);
+            if (named != null) return named;
+            return dtype == DType.FLOAT32 ? float32As : StoredDType.exact(dtype);
+        }
+    }
 
     // ---- reading ---------------------------------------------------------------------------------
 
@@ -89,18 +150,54 @@ public final class SafeTensors {
             long dataStart = 8 + headerLen;
 
             Map<String, Tensor> tensors = new LinkedHashMap<>();
+            Map<String, StoredDType> types = new LinkedHashMap<>();
             for (Entry e : header.entries()) {
-                Tensor t = Tensor.empty(e.dtype(), e.shape());
+                Tensor t = Tensor.empty(e.type().readAs(), e.shape());
                 long numel = Strided.numel(e.shape());
                 if (numel > 0) {
-                    ValueLayout fileLayout = unalignedLittleEndian(e.dtype());
-                    MemorySegment.copy(mapped, fileLayout, dataStart + e.begin(),
-                            t.data("SafeTensors.read").storage().segment(), e.dtype().layout(), 0, numel);
+                    decode(mapped, dataStart + e.begin(), e.type(), t.data("SafeTensors.read").storage().segment(), numel);
                 }
                 tensors.put(e.name(), t);
+                types.put(e.name(), e.type());
             }
-            return new Contents(Collections.unmodifiableMap(tensors), header.metadata());
+            return new Contents(Collections.unmodifiableMap(tensors), header.metadata(), Collections.unmodifiableMap(types));
         }
+    }
+
+    /** Copies {@code n} elements stored as {@code type} at byte {@code at} of {@code file} into {@code dst}. */
+    private static void decode(MemorySegment file, long at, StoredDType type, MemorySegment dst, long n) {
+        switch (type) {
+            case F16 -> {
+                for (long i = 0; i < n; i++) {
+                    dst.setAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED, i, Float.float16ToFloat(file.get(SHORT_LE, at + 2 * i)));
+                }
+            }
+            case BF16 -> {
+                for (long i = 0; i < n; i++) {
+                    dst.setAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED, i, bfloat16ToFloat(file.get(SHORT_LE, at + 2 * i)));
+                }
+            }
+            case F32, F64, I64 -> MemorySegment.copy(file, unalignedLittleEndian(type.readAs()), at,
+                    dst, type.readAs().layout(), 0, n);
+        }
+    }
+
+    /** bfloat16 is the top half of a float32, so widening is a shift. */
+    private static float bfloat16ToFloat(short bits) {
+        return Float.intBitsToFloat((bits & 0xffff) << 16);
+    }
+
+    /**
+     * Rounds to bfloat16 to nearest, ties to even, as PyTorch does: adding 0x7fff plus the lowest kept
+     * bit carries into the kept half exactly when the dropped half is above the tie, or at it with an odd
+     * kept half, and a carry out of the largest finite value reaches infinity. A NaN would lose its
+     * payload (and so become infinity) if only truncated; it keeps its sign and top payload bits with
+     * the quiet bit set.
+     */
+    private static short floatToBfloat16(float f) {
+        int bits = Float.floatToRawIntBits(f);
+        if (Float.isNaN(f)) return (short) ((bits >>> 16) | 0x0040);
+        return (short) ((bits + 0x7fff + ((bits >>> 16) & 1)) >>> 16);
     }
 
     /** Reads every tensor of {@code file} into the current scope, ignoring metadata. */
@@ -108,7 +205,7 @@ public final class SafeTensors {
         return read(file).tensors();
     }
 
-    private record Entry(String name, DType dtype, long[] shape, long begin, long end) {}
+    private record Entry(String name, StoredDType type, long[] shape, long begin, long end) {}
 
     private record Header(List<Entry> entries, Map<String, String> metadata) {}
 
@@ -175,15 +272,11 @@ public final class SafeTensors {
             throw new SafeTensorsException(file, where + ": entry needs dtype, shape and data_offsets, got " + node);
         }
         if (!dtypeNode.isTextual()) throw new SafeTensorsException(file, where + ": dtype is not a string: " + dtypeNode);
-        DType dtype = switch (dtypeNode.textValue()) {
-            case "F32" -> DType.FLOAT32;
-            case "F64" -> DType.FLOAT64;
-            case "I64" -> DType.INT64;
-            default -> throw new SafeTensorsException(file, where + ": "
-                    + (KNOWN_UNSUPPORTED.contains(dtypeNode.textValue()) ? "dtype " + dtypeNode.textValue()
-                    + " is not supported" : "unknown dtype '" + dtypeNode.textValue() + "'")
-                    + " (supported: F32, F64, I64)");
-        };
+        String code = dtypeNode.textValue();
+        StoredDType type = Stream.of(StoredDType.values()).filter(t -> t.name().equals(code)).findFirst()
+                .orElseThrow(() -> new SafeTensorsException(file, where + ": "
+                        + (KNOWN_UNSUPPORTED.contains(code) ? "dtype " + code + " is not supported"
+                        : "unknown dtype '" + code + "'") + " (supported: " + SUPPORTED + ")"));
         if (!shapeNode.isArray()) throw new SafeTensorsException(file, where + ": shape is not an array: " + shapeNode);
         long[] shape = new long[shapeNode.size()];
         for (int i = 0; i < shape.length; i++) {
@@ -215,7 +308,7 @@ public final class SafeTensors {
         try {
             long numel = 1;
             for (long s : shape) numel = Math.multiplyExact(numel, s);
-            expectedBytes = Math.multiplyExact(numel, dtype.byteSize());
+            expectedBytes = Math.multiplyExact(numel, type.byteSize());
         } catch (ArithmeticException overflow) {
             throw new SafeTensorsException(file, where + ": shape " + Arrays.toString(shape) + " is too large");
         }
@@ -224,7 +317,7 @@ public final class SafeTensors {
                     + " needs " + expectedBytes + " bytes but data_offsets [" + begin + ", " + end + "] hold "
                     + (end - begin));
         }
-        return new Entry(name, dtype, shape, begin, end);
+        return new Entry(name, type, shape, begin, end);
     }
 
     private static ValueLayout unalignedLittleEndian(DType dtype) {
@@ -235,14 +328,6 @@ public final class SafeTensors {
         };
     }
 
-    private static String code(DType dtype) {
-        return switch (dtype) {
-            case FLOAT32 -> "F32";
-            case FLOAT64 -> "F64";
-            case INT64 -> "I64";
-        };
-    }
-
     // ---- writing ---------------------------------------------------------------------------------
 
     /** Writes {@code tensors} (in map order) without metadata. */
@@ -250,12 +335,26 @@ public final class SafeTensors {
         write(file, tensors, Map.of());
     }
 
-    /**
-     * Writes {@code tensors} in map order, with {@code metadata} (may be empty). Tensors may be views
-     * of any layout; their elements are written densely in row-major order. The file is written next
-     * to its destination and moved into place, so a reader never sees a partial file.
-     */
+    /** Writes {@code tensors} (in map order) exactly, with {@code metadata} (may be empty). */
     public static void write(Path file, Map<String, Tensor> tensors, Map<String, String> metadata) throws IOException {
+        write(file, tensors, metadata, Encoding.EXACT);
+    }
+
+    /**
+     * Writes {@code tensors} in map order, with {@code metadata} (may be empty), each stored as
+     * {@code encoding} says. Tensors may be views of any layout; their elements are written densely in
+     * row-major order. The file is written next to its destination and moved into place, so a reader
+     * never sees a partial file.
+     */
+    public static void write(Path file, Map<String, Tensor> tensors, Map<String, String> metadata, Encoding encoding)
+            throws IOException {
+        for (String name : encoding.byName().keySet()) {
+            if (!tensors.containsKey(name)) {
+                throw new IllegalArgumentException("SafeTensors.write: the encoding names '" + name
+                        + "', which is not among the tensors written");
+            }
+        }
+        List<StoredDType> types = new ArrayList<>();
         Map<String, Object> header = new LinkedHashMap<>();
         if (metadata != null && !metadata.isEmpty()) {
             for (Map.Entry<String, String> kv : metadata.entrySet()) {
@@ -278,9 +377,15 @@ public final class SafeTensors {
                         + "; only cpu tensors can be written");
             }
             t.data("SafeTensors.write");
-            long bytes = t.numel() * t.dtype().byteSize();
+            StoredDType type = encoding.typeOf(name, t.dtype());
+            if (type.readAs() != t.dtype()) {
+                throw new IllegalArgumentException("SafeTensors.write: tensor '" + name + "' is " + t.dtype()
+                        + " and cannot be stored as " + type + ", which reads back as " + type.readAs());
+            }
+            types.add(type);
+            long bytes = t.numel() * type.byteSize();
             Map<String, Object> entry = new LinkedHashMap<>();
-            entry.put("dtype", code(t.dtype()));
+            entry.put("dtype", type.name());
             entry.put("shape", t.shape());
             entry.put("data_offsets", new long[] {offset, offset + bytes});
             header.put(name, entry);
@@ -300,7 +405,8 @@ public final class SafeTensors {
                 ByteBuffer len = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putLong(padded).flip();
                 writeFully(ch, len);
                 writeFully(ch, ByteBuffer.wrap(headerBytes));
-                for (Tensor t : tensors.values()) writeData(ch, t);
+                int i = 0;
+                for (Tensor t : tensors.values()) writeData(ch, t, types.get(i++));
                 ch.force(true);
             }
             try {
@@ -316,10 +422,23 @@ public final class SafeTensors {
 
     private static final long CHUNK = 1L << 30;
 
-    private static void writeData(FileChannel ch, Tensor t) throws IOException {
+    private static void writeData(FileChannel ch, Tensor t, StoredDType type) throws IOException {
         Strided d = t.data("SafeTensors.write");
-        long size = d.dtype().byteSize(), bytes = d.numel() * size;
+        long size = type.byteSize(), bytes = d.numel() * size;
         if (bytes == 0) return;
+        if (type == StoredDType.F16 || type == StoredDType.BF16) {
+            try (Arena arena = Arena.ofConfined()) {
+                MemorySegment staged = arena.allocate(bytes, 2);
+                Storage s = d.storage();
+                if (type == StoredDType.F16) {
+                    d.forEachIndex((i, at) -> staged.set(SHORT_LE, 2 * i, Float.floatToFloat16((float) s.getDouble(at))));
+                } else {
+                    d.forEachIndex((i, at) -> staged.set(SHORT_LE, 2 * i, floatToBfloat16((float) s.getDouble(at))));
+                }
+                writeSegment(ch, staged);
+            }
+            return;
+        }
         if (d.isContiguous() && ByteOrder.nativeOrder() == ByteOrder.LITTLE_ENDIAN) {
             writeSegment(ch, d.storage().segment().asSlice(d.offset() * size, bytes));
             return;

@@ -7,14 +7,37 @@ import dev.isthmus.backend.Storage;
  * A seeded, counter-based random generator: element i of the stream is a hash of (seed, counter + i),
  * so a run is reproducible from its seed whichever backend consumes the numbers, and a backend may
  * generate any slice of the stream independently. Values are produced on the host.
+ *
+ * <p>The pair (seed, counter) is the whole state: {@link #state()} captures it and {@link #setState}
+ * puts it back, so a checkpointed run draws, after resuming, exactly the numbers it would have drawn
+ * had it not stopped.
  */
 public final class Generator {
-    private final long seed;
+    private long seed;
     private long counter;
 
     public Generator(long seed) { this.seed = seed; }
 
+    /**
+     * The whole state of a generator: its seed, and how many 64-bit draws it has made (the position
+     * of its next draw in the stream).
+     */
+    public record State(long seed, long counter) {}
+
     public long seed() { return seed; }
+
+    /** The current state; the generator goes on drawing from it independently. */
+    public State state() { return new State(seed, counter); }
+
+    /**
+     * Continues from {@code state}, seed included: the next draws are those a generator had to come
+     * when it was in that state. Restoring in place (rather than building a new generator) keeps the
+     * references that layers such as {@code Dropout} hold valid.
+     */
+    public void setState(State state) {
+        seed = state.seed();
+        counter = state.counter();
+    }
 
     /** SplitMix64's finaliser: a bijective mix of 64 bits. */
     private static long mix(long z) {

@@ -62,6 +62,25 @@ class GeneratorTest {
     }
 
     @Test
+    void aRestoredStateContinuesTheStream() {
+        Generator g = new Generator(11);
+        g.normal(DType.FLOAT64, 5);
+        g.permutation(7);
+        Generator.State mid = g.state();
+        assertEquals(new Generator.State(11, mid.counter()), mid);
+        double[] expected = g.normal(DType.FLOAT64, 9).toDoubleArray();
+        long expectedLong = g.nextLong(1 << 20);
+
+        Generator other = new Generator(99);                       // another seed: the state replaces it
+        other.nextDouble();
+        other.setState(mid);
+        assertEquals(11, other.seed());
+        assertArrayEquals(expected, other.normal(DType.FLOAT64, 9).toDoubleArray(), 0);
+        assertEquals(expectedLong, other.nextLong(1 << 20));
+        assertEquals(g.state(), other.state());
+    }
+
+    @Test
     void differentSeedsDiffer() {
         long[] seeds = {0, 1, 2, 42, -7, 1L << 40};
         for (int i = 0; i < seeds.length; i++) {

@@ -13,6 +13,7 @@ import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -92,6 +93,102 @@ class SafeTensorsTest {
         }
     }
 
+    // ---- half precision ----------------------------------------------------------------------------
+
+    @Test
+    void halfPrecisionWidensExactlyToFloat32() throws IOException {
+        short[] f16 = {0x3c00, (short) 0xc100, 0x0001, 0x03ff, 0x0400, 0x7bff, 0x7c00, (short) 0xfc00, 0x7e00, (short) 0x8000};
+        float[] f16Values = {1f, -2.5f, 0x1p-24f, 0x3ffp-24f, 0x1p-14f, 65504f, Float.POSITIVE_INFINITY,
+                Float.NEGATIVE_INFINITY, Float.NaN, -0f};
+        short[] bf16 = {0x3f80, (short) 0xc049, 0x0001, 0x007f, 0x0080, 0x7f7f, 0x7f80, (short) 0xff80, 0x7fc0, (short) 0x8000};
+        float[] bf16Values = {1f, -3.140625f, 0x1p-133f, 0x7fp-133f, 0x1p-126f, 0x1.fep127f, Float.POSITIVE_INFINITY,
+                Float.NEGATIVE_INFINITY, Float.NaN, -0f};
+        ByteBuffer data = ByteBuffer.allocate(40).order(ByteOrder.LITTLE_ENDIAN);
+        for (short h : f16) data.putShort(h);
+        for (short h : bf16) data.putShort(h);
+        Path file = raw("half", "{\"h\":{\"dtype\":\"F16\",\"shape\":[2,5],\"data_offsets\":[0,20]},"
+                + "\"b\":{\"dtype\":\"BF16\",\"shape\":[10],\"data_offsets\":[20,40]}}", data.array());
+        try (Scope s = Scope.open("st")) {
+            SafeTensors.Contents c = SafeTensors.read(file);
+            assertEquals(DType.FLOAT32, c.tensors().get("h").dtype());
+            assertArrayEquals(new long[] {2, 5}, c.tensors().get("h").shape());
+            assertEquals(Map.of("h", StoredDType.F16, "b", StoredDType.BF16), c.storedDTypes());
+            assertBitsEqual(f16Values, c.tensors().get("h"), "F16");
+            assertBitsEqual(bf16Values, c.tensors().get("b"), "BF16");
+        }
+    }
+
+    @Test
+    void writingF16RoundsToNearestEvenAsPyTorchDoes() throws IOException {
+        float[] in = {1 + 0x1p-11f, 1 + 0x3p-11f, 1 + 0x1p-11f + 0x1p-23f, 65519f, 65520f, -65520f, 0x1p-25f,
+                0x1p-25f + 0x1p-40f, 0x3p-25f, 1e-10f, -1e-10f, Float.NaN, Float.POSITIVE_INFINITY, -0f, 3.1415927f};
+        float[] out = {1, 1 + 0x1p-9f, 1 + 0x1p-10f, 65504f, Float.POSITIVE_INFINITY, Float.NEGATIVE_INFINITY, 0,
+                0x1p-24f, 0x2p-24f, 0, -0f, Float.NaN, Float.POSITIVE_INFINITY, -0f, 3.140625f};
+        assertBitsEqual(out, roundTrip(in, StoredDType.F16), "F16");
+    }
+
+    @Test
+    void writingBf16RoundsToNearestEvenAndKeepsNaN() throws IOException {
+        float[] in = {1 + 0x1p-8f, 1 + 0x3p-8f, 1 + 0x1p-8f + 0x1p-23f, Float.MAX_VALUE, -Float.MAX_VALUE, 0x1.fep127f,
+                Float.intBitsToFloat(0x7f7f8000), Float.intBitsToFloat(0x7f800001), Float.intBitsToFloat(0xff800001),
+                Float.MIN_VALUE, 0x1p-126f, -0f, 3.1415927f};
+        float[] out = {1, 1 + 0x1p-6f, 1 + 0x1p-7f, Float.POSITIVE_INFINITY, Float.NEGATIVE_INFINITY, 0x1.fep127f,
+                Float.POSITIVE_INFINITY, Float.NaN, Float.NaN, 0, 0x1p-126f, -0f, 3.140625f};
+        Tensor back = roundTrip(in, StoredDType.BF16);
+        assertBitsEqual(out, back, "BF16");
+        double[] v = back.toDoubleArray();
+        assertTrue(Math.copySign(1, v[8]) < 0, "a negative NaN keeps its sign");
+    }
+
+    @Test
+    void anEncodingChoosesTheStoredTypePerFileAndPerTensor() throws IOException {
+        Path mixed = dir.resolve("mixed.safetensors"), again = dir.resolve("again.safetensors");
+        try (Scope s = Scope.open("st")) {
+            Map<String, Tensor> in = new LinkedHashMap<>();
+            in.put("w", Shapes.transpose(Tensor.of(new float[] {1, 2, 3, 4.0009765625f, 5, 6}, 2, 3), 0, 1));
+            in.put("keep", Tensor.of(new float[] {0.1f, 0.2f}, 2));
+            in.put("half", Tensor.of(new float[] {0.1f, 70000f}, 2));
+            in.put("d", Tensor.of(new double[] {0.1}, 1));
+            in.put("i", Tensor.of(new long[] {1L << 60}, 1));
+            SafeTensors.Encoding enc = SafeTensors.Encoding.float32As(StoredDType.BF16)
+                    .with("keep", StoredDType.F32).with("half", StoredDType.F16);
+            SafeTensors.write(mixed, in, Map.of("k", "v"), enc);
+            SafeTensors.Contents c = SafeTensors.read(mixed);
+            assertEquals(List.of(StoredDType.BF16, StoredDType.F32, StoredDType.F16, StoredDType.F64, StoredDType.I64),
+                    List.copyOf(c.storedDTypes().values()));
+            assertArrayEquals(new double[] {1, 4, 2, 5, 3, 6}, c.tensors().get("w").toDoubleArray(), "transposed, rounded");
+            assertArrayEquals(new double[] {0.1f, 0.2f}, c.tensors().get("keep").toDoubleArray());
+            assertArrayEquals(new double[] {Float.float16ToFloat(Float.floatToFloat16(0.1f)), Double.POSITIVE_INFINITY},
+                    c.tensors().get("half").toDoubleArray());
+            assertArrayEquals(new double[] {0.1}, c.tensors().get("d").toDoubleArray());
+            assertArrayEquals(new long[] {1L << 60}, c.tensors().get("i").toLongArray());
+            // The stored types read back make the same file again.
+            SafeTensors.write(again, c.tensors(), c.metadata(), new SafeTensors.Encoding(StoredDType.F32, c.storedDTypes()));
+        }
+        assertArrayEquals(Files.readAllBytes(mixed), Files.readAllBytes(again));
+        assertEquals(8 + ByteBuffer.wrap(Files.readAllBytes(mixed)).order(ByteOrder.LITTLE_ENDIAN).getLong(0)
+                + 6 * 2 + 2 * 4 + 2 * 2 + 8 + 8, Files.size(mixed), "half-precision tensors take 2 bytes an element");
+    }
+
+    @Test
+    void anEncodingMustFitTheTensors() {
+        Path f = dir.resolve("bad.safetensors");
+        assertThrows(IllegalArgumentException.class, () -> SafeTensors.Encoding.float32As(StoredDType.F64));
+        assertThrows(IllegalArgumentException.class, () -> SafeTensors.Encoding.float32As(StoredDType.I64));
+        try (Scope s = Scope.open("st")) {
+            Map<String, Tensor> m = Map.of("d", Tensor.of(new double[] {1}, 1), "x", Tensor.of(new float[] {1}, 1));
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> SafeTensors.write(f, m, Map.of(), SafeTensors.Encoding.EXACT.with("d", StoredDType.F16)));
+            assertTrue(e.getMessage().contains("'d' is float64 and cannot be stored as F16"), e.getMessage());
+            assertThrows(IllegalArgumentException.class,
+                    () -> SafeTensors.write(f, m, Map.of(), SafeTensors.Encoding.EXACT.with("x", StoredDType.F64)));
+            e = assertThrows(IllegalArgumentException.class,
+                    () -> SafeTensors.write(f, m, Map.of(), SafeTensors.Encoding.EXACT.with("typo", StoredDType.BF16)));
+            assertTrue(e.getMessage().contains("'typo'"), e.getMessage());
+        }
+        assertTrue(Files.notExists(f), "nothing is written");
+    }
+
     // ---- malformed files ---------------------------------------------------------------------------
 
     @Test
@@ -129,8 +226,10 @@ class SafeTensorsTest {
     void unknownAndUnsupportedDtypes() throws IOException {
         assertMalformed(raw("unk", "{\"x\":{\"dtype\":\"Q7\",\"shape\":[1],\"data_offsets\":[0,4]}}", new byte[4]),
                 "unknown dtype 'Q7'");
-        assertMalformed(raw("bf16", "{\"x\":{\"dtype\":\"BF16\",\"shape\":[2],\"data_offsets\":[0,4]}}", new byte[4]),
-                "dtype BF16 is not supported");
+        assertMalformed(raw("i32", "{\"x\":{\"dtype\":\"I32\",\"shape\":[2],\"data_offsets\":[0,8]}}", new byte[8]),
+                "dtype I32 is not supported (supported: F16, BF16, F32, F64, I64)");
+        assertMalformed(raw("lower", "{\"x\":{\"dtype\":\"f16\",\"shape\":[2],\"data_offsets\":[0,4]}}", new byte[4]),
+                "unknown dtype 'f16'");
     }
 
     @Test
@@ -170,7 +269,63 @@ class SafeTensorsTest {
         assertMalformed(raw("entry", "{\"x\":5}", new byte[0]), "not a JSON object");
     }
 
+    @Test
+    void halfPrecisionSizesOffsetsAndOverlaps() throws IOException {
+        assertMalformed(raw("f16count", "{\"x\":{\"dtype\":\"F16\",\"shape\":[3],\"data_offsets\":[0,8]}}", new byte[8]),
+                "shape [3] of F16 needs 6 bytes but data_offsets [0, 8] hold 8");
+        assertMalformed(raw("bf16count", "{\"x\":{\"dtype\":\"BF16\",\"shape\":[2,2],\"data_offsets\":[0,16]}}", new byte[16]),
+                "needs 8 bytes");
+        assertMalformed(raw("f16range", "{\"x\":{\"dtype\":\"F16\",\"shape\":[4],\"data_offsets\":[0,8]}}", new byte[6]),
+                "out of range");
+        assertMalformed(raw("bf16overlap", "{\"a\":{\"dtype\":\"BF16\",\"shape\":[2],\"data_offsets\":[0,4]},"
+                + "\"b\":{\"dtype\":\"F16\",\"shape\":[2],\"data_offsets\":[2,6]}}", new byte[6]), "overlap");
+        assertMalformed(raw("f16hole", "{\"a\":{\"dtype\":\"F16\",\"shape\":[1],\"data_offsets\":[0,2]},"
+                + "\"b\":{\"dtype\":\"BF16\",\"shape\":[1],\"data_offsets\":[4,6]}}", new byte[6]), "hole");
+    }
+
+    /** Every prefix of a valid file (with F16 and BF16 tensors) is rejected with a SafeTensorsException. */
+    @Test
+    void everyTruncationIsRejected() throws IOException {
+        Path whole = dir.resolve("whole.safetensors");
+        try (Scope s = Scope.open("st")) {
+            Map<String, Tensor> in = new LinkedHashMap<>();
+            in.put("h", Tensor.of(new float[] {1, 2, 3}, 3));
+            in.put("b", Tensor.of(new float[] {4, 5}, 2));
+            in.put("i", Tensor.of(new long[] {6}, 1));
+            SafeTensors.write(whole, in, Map.of("m", "x"), SafeTensors.Encoding.float32As(StoredDType.F16).with("b", StoredDType.BF16));
+            assertArrayEquals(new double[] {4, 5}, SafeTensors.load(whole).get("b").toDoubleArray());
+        }
+        byte[] bytes = Files.readAllBytes(whole);
+        for (int n = 0; n < bytes.length; n++) {
+            Path cut = dir.resolve("cut" + n + ".safetensors");
+            Files.write(cut, Arrays.copyOf(bytes, n));
+            try (Scope s = Scope.open("st")) {
+                assertThrows(SafeTensorsException.class, () -> SafeTensors.read(cut), "the first " + n + " bytes");
+            }
+        }
+    }
+
     // ---- helpers -----------------------------------------------------------------------------------
+
+    /** Writes {@code values} stored as {@code type} and reads them back. */
+    private Tensor roundTrip(float[] values, StoredDType type) throws IOException {
+        Path f = dir.resolve("rt-" + type + ".safetensors");
+        SafeTensors.write(f, Map.of("x", Tensor.of(values, values.length)), Map.of(), SafeTensors.Encoding.float32As(type));
+        return SafeTensors.load(f).get("x");
+    }
+
+    /** Float32 elements equal bit for bit, except that any NaN matches any NaN. */
+    private static void assertBitsEqual(float[] expected, Tensor actual, String what) {
+        assertEquals(DType.FLOAT32, actual.dtype());
+        double[] a = actual.toDoubleArray();
+        assertEquals(expected.length, a.length, what);
+        for (int i = 0; i < a.length; i++) {
+            float got = (float) a[i];
+            if (Float.isNaN(expected[i])) assertTrue(Float.isNaN(got), what + " element " + i + ": " + got + " is not NaN");
+            else assertEquals(Float.floatToRawIntBits(expected[i]), Float.floatToRawIntBits(got),
+                    what + " element " + i + ": expected " + expected[i] + ", got " + got);
+        }
+    }
 
     private void assertMalformed(Path file, String expectedFragment) {
         try (Scope s = Scope.open("st")) {
