@@ -1,5 +1,6 @@
 package dev.isthmus.cli;
 
+import dev.isthmus.repro.Check;
 import dev.isthmus.repro.Experiment;
 import dev.isthmus.repro.Experiments;
 import dev.isthmus.repro.Progress;
@@ -36,7 +37,7 @@ final class ReproduceCommand {
               --list     print each reproduction's name and claim, and run nothing
               --seed N   the seed of every random stream (default %d), recorded in the reports
               --out DIR  where the reports go (default: build/reproduce in the repository, or
-                         -D%s=DIR)""".formatted(DEFAULT_SEED, Runner.OUT_PROPERTY);
+                         -D%s=DIR, which the launcher takes in ISTHMUS_JAVA_OPTS)""".formatted(DEFAULT_SEED, Runner.OUT_PROPERTY);
 
     private ReproduceCommand() {}
 
@@ -103,7 +104,8 @@ final class ReproduceCommand {
         return runAll(selected, seed, quick, outDir == null ? Runner.defaultOutDir() : outDir, out, err);
     }
 
-    private record Row(String name, String verdict, String seconds, String report) {}
+    /** One line of the summary table; {@code failed} when the experiment threw (no verdict then). */
+    private record Row(String name, String verdict, String seconds, String report, boolean failed) {}
 
     private static int runAll(List<Experiment> experiments, long seed, boolean quick, Path outDir, PrintStream out,
                               PrintStream err) {
@@ -117,21 +119,21 @@ final class ReproduceCommand {
             out.flush();
             try {
                 Report r = runner.run(e, seed, quick);
-                long held = r.criteria().stream().filter(c -> c.held()).count();
+                long held = r.criteria().stream().filter(Check::held).count();
                 out.printf(Locale.ROOT, "  %s: %d of %d criteria held, in %.1f s%n", r.verdict().label(), held,
                         r.criteria().size(), r.seconds());
                 rows.add(new Row(e.name(), r.verdict().label(), String.format(Locale.ROOT, "%.1f", r.seconds()),
-                        outDir.resolve(r.jsonFile()).toString()));
+                        outDir.resolve(r.jsonFile()).toString(), false));
             } catch (Exception ex) {
                 err.println("isthmus reproduce: " + e.name() + " failed: " + ex);
                 ex.printStackTrace(err);
-                rows.add(new Row(e.name(), "failed", "-", "(none: " + ex.getClass().getSimpleName() + ")"));
+                rows.add(new Row(e.name(), "failed", "-", "(none: " + ex.getClass().getSimpleName() + ")", true));
             }
         }
         summary(rows, out);
         Path page = runner.indexFile();
         if (Files.exists(page)) out.println("Report page: " + page);
-        return rows.stream().anyMatch(r -> r.verdict().equals("failed")) ? Main.FAILED : 0;
+        return rows.stream().anyMatch(Row::failed) ? Main.FAILED : 0;
     }
 
     private static void summary(List<Row> rows, PrintStream out) {

@@ -13,7 +13,7 @@ import java.util.Objects;
  * @param xLabel the x axis title
  * @param yLabel the y axis title
  * @param logY whether the y axis is logarithmic (losses); points at or below zero are then left out
- * @param series the lines, at least one
+ * @param series the lines, at least one, with distinct names
  */
 public record Plot(String name, String title, String xLabel, String yLabel, boolean logY, List<Series> series) {
     public Plot {
@@ -23,6 +23,9 @@ public record Plot(String name, String title, String xLabel, String yLabel, bool
         Objects.requireNonNull(yLabel, "yLabel");
         series = List.copyOf(series);
         if (series.isEmpty()) throw new IllegalArgumentException("plot '" + name + "' has no series");
+        if (series.stream().map(Series::name).distinct().count() < series.size()) {
+            throw new IllegalArgumentException("plot '" + name + "' has two series of the same name, which one legend cannot tell apart");
+        }
     }
 
     /** A chart with a linear y axis. */

@@ -167,6 +167,8 @@ class ReproduceTest {
         assertThrows(IllegalArgumentException.class, () -> Result.builder().metric("accuracy", 0.9).build(),
                 "a result without a criterion cannot be judged");
         assertThrows(IllegalArgumentException.class, () -> Plot.of("Loss curve", "t", "x", "y", Series.builder("s").build()));
+        assertThrows(IllegalArgumentException.class, () -> Plot.of("loss", "t", "x", "y", Series.builder("s").build(),
+                Series.builder("s").build()));
         assertThrows(IllegalArgumentException.class, () -> Experiments.byName(
                 List.of(passing("same"), passing("same"))));
         assertThrows(IllegalArgumentException.class, () -> Experiments.byName(List.of(passing("has.dot"))));
