@@ -83,7 +83,7 @@ final class InfoCommand {
         } else {
             out.println("  (./isthmus info --ops lists them)");
         }
-        return cpu == null ? 1 : 0;
+        return cpu == null ? Main.FAILED : 0;
     }
 
     private static void section(PrintStream out, String title) {

@@ -13,6 +13,8 @@ import java.util.Locale;
 public final class Main {
     private Main() {}
 
+    /** Exit status for a command that ran and failed (no backend, a reproduction that threw). */
+    static final int FAILED = 1;
     /** Exit status for a command line that names no known command or has bad arguments. */
     static final int USAGE = 2;
 
@@ -73,7 +75,9 @@ public final class Main {
                 Usage: ./isthmus <command> [arguments]
 
                 Commands:
-                  reproduce [name]  run the paper reproductions (none are registered yet)
+                  reproduce [NAME]  run the paper reproductions (none are registered yet), or those
+                                    named; --list, --quick, --seed N, --out DIR (reproduce --help);
+                                    reports go to build/reproduce/index.html
                   test [maven args] build and run the whole test suite with Maven, on the native
                                     backend and again on the reference backend alone
                                     (e.g. ./isthmus test -Dtest=GradCheckTest)
