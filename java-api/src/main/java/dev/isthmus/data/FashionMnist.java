@@ -22,7 +22,7 @@ public final class FashionMnist {
     public static final Path PACKAGE_DIR = Path.of("/usr/share/datasets/fashion-mnist");
 
     public static final DataSource SOURCE = new DataSource("Fashion-MNIST",
-            "train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte, each optionally .gz",
+            "the IDX files train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte, gzipped or not",
             "apt-get install dataset-fashion-mnist", "isthmus.data.fashion-mnist", PACKAGE_DIR.toString(),
             List.of(PACKAGE_DIR), dir -> Arrays.stream(Split.values()).allMatch(s -> s.images(dir) != null && s.labels(dir) != null));
 
