@@ -6,6 +6,7 @@ import org.junit.jupiter.api.io.TempDir;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.Locale;
 import java.util.StringJoiner;
 
@@ -82,6 +83,6 @@ class MnistTest {
         ImageDataset d = Mnist.load(found);
         assertEquals(10_000, d.size());
         int[] counts = d.labelCounts();
-        for (int c : counts) assertTrue(c > 800 && c < 1200, java.util.Arrays.toString(counts));
+        for (int c : counts) assertTrue(c > 800 && c < 1200, Arrays.toString(counts));
     }
 }

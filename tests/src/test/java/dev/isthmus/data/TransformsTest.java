@@ -12,6 +12,7 @@ import java.io.IOException;
 import java.net.URISyntaxException;
 import java.net.URL;
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.HashSet;
 import java.util.Set;
 
@@ -43,9 +44,9 @@ class TransformsTest {
         Image inside = Transforms.crop(img, 1, 1, 2, 2);
         assertArrayEquals(new float[] {11, 12, 21, 22, 111, 112, 121, 122}, inside.data());
         Image padded = Transforms.crop(img, -1, -2, 3, 4);   // reaches past the top and the left
-        assertArrayEquals(new float[] {0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 10, 11}, java.util.Arrays.copyOf(padded.data(), 12));
+        assertArrayEquals(new float[] {0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 10, 11}, Arrays.copyOf(padded.data(), 12));
         Image beyond = Transforms.crop(img, 2, 3, 2, 3);     // past the bottom and the right
-        assertArrayEquals(new float[] {23, 0, 0, 0, 0, 0}, java.util.Arrays.copyOf(beyond.data(), 6));
+        assertArrayEquals(new float[] {23, 0, 0, 0, 0, 0}, Arrays.copyOf(beyond.data(), 6));
         assertArrayEquals(new float[8], Transforms.crop(img, 5, 0, 2, 2).data(), "entirely outside: zeros");
     }
 
@@ -59,7 +60,7 @@ class TransformsTest {
             String found = null;
             for (int top = -1; top <= 1; top++) {
                 for (int left = -1; left <= 2; left++) {
-                    if (java.util.Arrays.equals(Transforms.crop(img, top, left, 3, 3).data(), out.data())) found = top + "," + left;
+                    if (Arrays.equals(Transforms.crop(img, top, left, 3, 3).data(), out.data())) found = top + "," + left;
                 }
             }
             assertNotNull(found, "not a crop of the padded image");
