@@ -97,7 +97,8 @@ public final class Generator {
      * streams can be made in any order and on any thread and still give the same numbers.
      */
     public Generator derive(long key) {
-        return new Generator(mix(mix(seed) + 0x9e3779b97f4a7c15L * (key + 1)));
+        // The constant keeps the finaliser's fixed point (mix(0) = 0) away from seeds and keys people use.
+        return new Generator(mix(mix(seed ^ 0x632be59bd9b4e019L) + 0x9e3779b97f4a7c15L * key));
     }
 
     /**
