@@ -91,8 +91,6 @@ public final class DataLoader {
         return new DataLoader(dataset, batchSize, shuffle, seed, dropLast, transform, batches);
     }
 
-    public int batchSize() { return batchSize; }
-
     public int batchesPerEpoch() {
         int n = dataset.size();
         return dropLast ? n / batchSize : (n + batchSize - 1) / batchSize;

@@ -1,5 +1,7 @@
 package dev.isthmus.data;
 
+import dev.isthmus.tensor.Scope;
+import dev.isthmus.tensor.Tensor;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -9,6 +11,7 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -27,6 +30,11 @@ class ImagesTest {
         assertEquals(3, img.height());
         assertEquals(5, img.width());
         for (int y = 0; y < 3; y++) for (int x = 0; x < 5; x++) assertEquals(17 * (5 * y + x) / 255f, img.get(0, y, x), "at " + y + "," + x);
+        try (Scope s = Scope.open("image")) {
+            Tensor t = img.toTensor();
+            assertArrayEquals(new long[] {1, 3, 5}, t.shape());
+            assertEquals(17 * 7 / 255f, (float) t.get(0, 1, 2));
+        }
     }
 
     @Test
