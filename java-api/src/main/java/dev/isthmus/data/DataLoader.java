@@ -24,7 +24,7 @@ import java.util.concurrent.BlockingQueue;
  * them. A failure on the background thread (in the data set or a transform) is thrown to the consumer
  * as a {@link LoadingException} at the batch it would have produced.
  *
- * <p>Loaders are immutable: each {@code with}-style setter returns a new one.
+ * <p>Loaders are immutable: each setter ({@link #shuffle}, {@link #seed}, ...) returns a new one.
  * <pre>{@code
  * DataLoader loader = DataLoader.of(train, 128).shuffle(true).seed(42).dropLast(true)
  *         .transform(Transforms.compose(Transforms.randomCrop(28, 4), Transforms.randomHorizontalFlip(0.5)));
