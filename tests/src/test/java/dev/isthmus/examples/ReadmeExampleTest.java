@@ -1,5 +1,7 @@
 package dev.isthmus.examples;
 
+import dev.isthmus.io.SafeTensors;
+import dev.isthmus.tensor.Tensor;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -23,18 +25,21 @@ import java.util.ArrayList;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 import java.util.Set;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 
 /**
- * Keeps the README's example honest: extracts its one {@code java} code block, compiles it against
- * the test classpath, runs its main method and checks that the loss it prints went down.
+ * Keeps the README's examples honest: extracts its {@code java} code blocks, compiles each against
+ * the test classpath, runs its main method and checks that the loss it prints went down (and that the
+ * train-and-save example's file loads).
  */
 class ReadmeExampleTest {
     private static final Pattern JAVA_BLOCK = Pattern.compile("(?ms)^```java[ \\t]*\\R(.*?)^```[ \\t]*$");
@@ -53,12 +58,12 @@ class ReadmeExampleTest {
         return null;
     }
 
-    static String javaBlock(String markdown) {
+    /** Every {@code java} code block of the README, in order. */
+    static List<String> javaBlocks(String markdown) {
         Matcher m = JAVA_BLOCK.matcher(markdown);
         List<String> blocks = new ArrayList<>();
         while (m.find()) blocks.add(m.group(1));
-        assertEquals(1, blocks.size(), "README.md must contain exactly one ```java block");
-        return blocks.get(0);
+        return blocks;
     }
 
     /** The classpath the tests run with, whether Surefire passes it directly or through a manifest jar. */
@@ -80,20 +85,49 @@ class ReadmeExampleTest {
     }
 
     @Test
-    void theReadmeExampleCompilesRunsAndLearns(@TempDir Path tmp) throws Exception {
-        String source = javaBlock(Files.readString(readme(), StandardCharsets.UTF_8));
-        Matcher name = Pattern.compile("public\\s+class\\s+(\\w+)").matcher(source);
-        assertTrue(name.find(), "the README example declares no public class");
-        assertEquals("ReadmeExample", name.group(1));
+    void theReadmeHasTheTwoExamples() throws IOException {
+        List<String> names = new ArrayList<>();
+        for (String block : javaBlocks(Files.readString(readme(), StandardCharsets.UTF_8))) names.add(className(block));
+        assertEquals(List.of("ReadmeExample", "TrainAndSave"), names);
+    }
 
+    @Test
+    void theFirstProgramCompilesRunsAndLearns(@TempDir Path tmp) throws Exception {
+        String printed = compileAndRun(tmp, javaBlocks(Files.readString(readme(), StandardCharsets.UTF_8)).get(0));
+        assertLossDecreased(printed);
+    }
+
+    /** The train-and-save example: under 25 lines, it learns, and the file it writes loads back. */
+    @Test
+    void theTrainAndSaveExampleLearnsAndItsFileLoads(@TempDir Path tmp) throws Exception {
+        String source = javaBlocks(Files.readString(readme(), StandardCharsets.UTF_8)).get(1);
+        assertTrue(source.strip().split("\\R").length < 25, "the example is meant to be under 25 lines:\n" + source);
+        Path saved = tmp.resolve("model.safetensors");
+        assertLossDecreased(compileAndRun(tmp, source, saved.toString()));
+        Map<String, Tensor> weights = SafeTensors.load(saved);
+        assertEquals(Set.of("0.weight", "0.bias", "2.weight", "2.bias"), weights.keySet());
+        assertArrayEquals(new long[] {32, 2}, weights.get("0.weight").shape());
+    }
+
+    private static String className(String source) {
+        Matcher name = Pattern.compile("public\\s+class\\s+(\\w+)").matcher(source);
+        assertTrue(name.find(), "a README example declares no public class:\n" + source);
+        return name.group(1);
+    }
+
+    /** Compiles one example and runs its main method with {@code args}; returns what it printed. */
+    private static String compileAndRun(Path tmp, String source, String... args) throws Exception {
+        String name = className(source);
         Path src = tmp.resolve("src"), classes = tmp.resolve("classes");
         Files.createDirectories(src);
         Files.createDirectories(classes);
-        Path file = src.resolve("ReadmeExample.java");
+        Path file = src.resolve(name + ".java");
         Files.writeString(file, source, StandardCharsets.UTF_8);
         compile(file, classes);
+        return runMain(classes, name, args);
+    }
 
-        String printed = runMain(classes, "ReadmeExample");
+    private static void assertLossDecreased(String printed) {
         List<Double> losses = new ArrayList<>();
         Matcher m = LOSS.matcher(printed);
         while (m.find()) losses.add(Double.parseDouble(m.group(1)));
@@ -121,7 +155,7 @@ class ReadmeExampleTest {
     }
 
     /** Runs {@code main} of the compiled class with System.out captured; returns what it printed. */
-    private static String runMain(Path classes, String className) throws Exception {
+    private static String runMain(Path classes, String className, String... args) throws Exception {
         ByteArrayOutputStream captured = new ByteArrayOutputStream();
         PrintStream original = System.out;
         try (URLClassLoader loader = new URLClassLoader(new URL[] {classes.toUri().toURL()},
@@ -130,7 +164,7 @@ class ReadmeExampleTest {
             Method main = loader.loadClass(className).getMethod("main", String[].class);
             System.setOut(capture);
             try {
-                main.invoke(null, (Object) new String[0]);
+                main.invoke(null, (Object) args);
             } finally {
                 System.setOut(original);
             }
