@@ -1,5 +1,8 @@
 package dev.isthmus.reproductions;
 
+import dev.isthmus.backend.Backends;
+import dev.isthmus.backend.Device;
+import dev.isthmus.backend.ref.ReferenceBackend;
 import dev.isthmus.data.DataException;
 import dev.isthmus.data.FashionMnist;
 import dev.isthmus.repro.Experiment;
@@ -40,6 +43,9 @@ class QuickReproductionsTest {
     }
 
     private void runQuick(Experiment e) throws Exception {
+        // The reference-backend run of the suite excludes this package, but -Dtest=... overrides excludes.
+        Assumptions.assumeFalse(Backends.forDevice(Device.CPU) instanceof ReferenceBackend,
+                "reproductions train on the native backend; the reference backend is the kernels' oracle");
         if (e.name().startsWith("fashion-mnist")) {
             try {
                 FashionMnist.SOURCE.locate();
