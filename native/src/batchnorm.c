@@ -4,8 +4,9 @@
 // is normalised over the N planes (n, c) of S elements each. The contracts are in Backend.java.
 //
 // Forward, training: pass 1 summarises each plane by its count, mean and m2 (the sum of squared
-// deviations) with row_moments (moments.h: Welford's update in double over 32 lanes); each channel
-// then merges its N summaries by Chan's formula, in n order. mean, rstd = 1 / sqrt(m2 / M + eps)
+// deviations), in double: the plane's sum, then its squared deviations from that mean (an exact
+// two-pass method; the plane stays in the cache for the second pass). Each channel then merges its
+// N summaries by Chan's formula (moments.h), in n order: no cancellation however large the mean. mean, rstd = 1 / sqrt(m2 / M + eps)
 // (M = N S), and the running statistics are updated in double, with the unbiased variance
 // m2 / (M - 1). Evaluation takes mean and rstd from the running statistics instead. Pass 2 writes
 // out = (x - mean) * (rstd * weight) + bias plane by plane, in T, the mean split into two Ts

@@ -16,6 +16,29 @@ static void F(bn_plane_out)(const T *x, int64_t s, double mean, double scale, do
     for (int64_t e = 0; e < s; e++) out[e] = ((x[e] - hi) - lo) * a + b;
 }
 
+// The count, mean and m2 of one plane, in double, by two passes over it (it sits in the cache for
+// the second): the sum, then the squares of the deviations from the mean.
+static moments F(bn_plane_moments)(const T *x, int64_t s) {
+    vd8 a0 = {0}, a1 = {0};
+    int64_t e = 0;
+    for (; e + 16 <= s; e += 16) {
+        a0 += F(load8)(x + e);
+        a1 += F(load8)(x + e + 8);
+    }
+    double sum = vd8_sum(a0 + a1);
+    for (; e < s; e++) sum += (double) x[e];
+    double mean = sum / (double) s;
+    vd8 q0 = {0}, q1 = {0};
+    for (e = 0; e + 16 <= s; e += 16) {
+        vd8 d0 = F(load8)(x + e) - mean, d1 = F(load8)(x + e + 8) - mean;
+        q0 += d0 * d0;
+        q1 += d1 * d1;
+    }
+    double m2 = vd8_sum(q0 + q1);
+    for (; e < s; e++) m2 += ((double) x[e] - mean) * ((double) x[e] - mean);
+    return (moments) {(double) s, mean, m2};
+}
+
 // The sums of g and of g * (x - mean) over one plane, in double.
 static void F(bn_plane_sums)(const T *g, const T *x, int64_t s, double mean, double *sg, double *sgx) {
     vd8 a0 = {0}, a1 = {0}, b0 = {0}, b1 = {0};
@@ -65,7 +88,7 @@ static int F(bn_forward)(int64_t n, int64_t c, int64_t s, int training, double m
     int threads = par_threads(planes * s);
     if (training) {
         #pragma omp parallel for schedule(static) num_threads(threads)
-        for (int64_t p = 0; p < planes; p++) part[p] = F(row_moments)(x + p * s, s);
+        for (int64_t p = 0; p < planes; p++) part[p] = F(bn_plane_moments)(x + p * s, s);
         double m = (double) (n * s);
         #pragma omp parallel for schedule(static) num_threads(par_threads(planes * 16))
         for (int64_t ch = 0; ch < c; ch++) {

@@ -32,18 +32,21 @@ static inline __attribute__((always_inline)) void F(pack)(const pool_flat *f, co
 }
 
 // The inverse of pack: every image position of the plane gx (H, W) from its phase buffer cell.
+// Image column ix is cell (ix + pw) / sw of column phase (ix + pw) % sw; the cells [cl, ch) hold a
+// column of every phase, written together (an interleaved store), the columns around them one by one.
 static inline __attribute__((always_inline)) void F(unpack)(const pool_flat *f, const T *ph, T *gx, const int SW) {
-    const int64_t sh = f->g.sh, w = f->g.w, pitch = f->pitch;
+    const int64_t sh = f->g.sh, w = f->g.w, pw = f->g.pw, pitch = f->pitch, psize = f->psize;
+    int64_t cl = (pw + SW - 1) / SW, ch = (w + pw) / SW;
+    if (ch < cl) ch = cl;
     for (int64_t iy = 0; iy < f->g.h; iy++) {
-        int64_t a = (iy + f->g.ph) % sh, r = (iy + f->g.ph) / sh;
-        for (int b = 0; b < SW; b++) {
-            int64_t c0, c1;
-            pool_cells(f, b, SW, &c0, &c1);
-            const T *src = ph + (a * SW + b) * f->psize + r * pitch;
-            T *row = gx + iy * w;
-            int64_t shift = b - f->g.pw;
-            #pragma omp simd
-            for (int64_t c = c0; c < c1; c++) row[c * SW + shift] = src[c];
+        const T *cells = ph + (iy + f->g.ph) % sh * SW * psize + (iy + f->g.ph) / sh * pitch;
+        T *row = gx + iy * w;
+        for (int64_t ix = 0; ix < w && ix < cl * SW - pw; ix++) row[ix] = cells[(ix + pw) % SW * psize + (ix + pw) / SW];
+        #pragma omp simd
+        for (int64_t c = cl; c < ch; c++)
+            for (int b = 0; b < SW; b++) row[c * SW + b - pw] = cells[b * psize + c];
+        for (int64_t ix = ch * SW - pw > 0 ? ch * SW - pw : 0; ix < w; ix++) {
+            row[ix] = cells[(ix + pw) % SW * psize + (ix + pw) / SW];
         }
     }
 }
