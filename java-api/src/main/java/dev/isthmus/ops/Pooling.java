@@ -13,13 +13,13 @@ import static dev.isthmus.ops.Shapes.transpose;
 /**
  * Pooling and resizing of (N, C, H, W) images. Window pooling is defined as a reduction of the
  * columns of {@link Convolution#unfold}; while {@link Fusion} is enabled it runs as the primitives
- * {@code fused_max_pool2d} and {@code fused_avg_pool2d} instead, one backend kernel each way. Their
- * gradients are linear maps of the output gradient, recorded as primitives themselves
- * ({@code max_pool2d_backward}, {@code avg_pool2d_backward}) whose own gradients are again pooling
- * kernels, so every order of derivative stays exact. Adaptive pooling and upsampling are linear maps that act on the height
- * and width separately, so each is y = A_h · x · A_wᵀ with two small constant matrices whose rows hold
- * the weights PyTorch gives each output position; the gradient (of any order) is the same product
- * transposed, with no rule of its own.
+ * {@code fused_max_pool2d} and {@code fused_avg_pool2d}, one backend kernel each way. Their gradients
+ * are linear maps of the output gradient, recorded as primitives of their own
+ * ({@code max_pool2d_backward}, {@code avg_pool2d_backward}) whose gradients are again pooling
+ * kernels, so derivatives of every order stay exact. Adaptive pooling and upsampling are linear maps
+ * that act on the height and width separately, so each is y = A_h · x · A_wᵀ with two small constant
+ * matrices whose rows hold the weights PyTorch gives each output position; the gradient (of any
+ * order) is the same product transposed, with no rule of its own.
  */
 public final class Pooling {
     private Pooling() {}
@@ -52,7 +52,9 @@ public final class Pooling {
 
     /**
      * Maximum over each window, as torch.nn.functional.max_pool2d: padding reads as -infinity, so it
-     * never wins (a window always overlaps the input, since padding is at most half the kernel).
+     * never wins (a window always overlaps the input, since padding is at most half the kernel). A NaN
+     * in a window is its maximum. The gradient goes to the window's maximum, the first in window
+     * order (row by row) on ties.
      */
     public static Tensor maxPool2d(Tensor x, int[] kernel, int[] stride, int[] padding) {
         String op = MAX_POOL2D.name();
