@@ -141,3 +141,36 @@ ISTHMUS_API int isthmus_softmax_backward(int dt, int rank, const int64_t *meta, 
                                          int64_t g_step, int64_t out_step, const void *y, const void *g, void *out) {
     return isthmus_active()->softmax_backward(dt, rank, meta, len, y_step, g_step, out_step, y, g, out);
 }
+
+// batchnorm.c, pool.c
+
+// dims: [N, C, S, offsets of x, weight, bias, runningMean, runningVar, out, mean, rstd] (see batchnorm.c).
+ISTHMUS_API int isthmus_batch_norm_forward(int dt, const int64_t *dims, int training, double momentum, double eps,
+                                           const void *x, const void *w, const void *b, void *rm, void *rv, void *out,
+                                           void *mean, void *rstd) {
+    return isthmus_active()->batch_norm_forward(dt, dims, training, momentum, eps, x, w, b, rm, rv, out, mean, rstd);
+}
+
+// dims: [N, C, S, offsets of gradOut, x, mean, rstd, weight, gradX, gradWeight, gradBias].
+ISTHMUS_API int isthmus_batch_norm_backward(int dt, const int64_t *dims, int training, const void *gy, const void *x,
+                                            const void *mean, const void *rstd, const void *w, void *gx, void *gw,
+                                            void *gb) {
+    return isthmus_active()->batch_norm_backward(dt, dims, training, gy, x, mean, rstd, w, gx, gw, gb);
+}
+
+// geo: [N, C, H, W, kh, kw, sh, sw, ph, pw, outH, outW, offsets of the operands in call order] (see pool.c).
+ISTHMUS_API int isthmus_max_pool2d(int dt, const int64_t *geo, const void *x, void *out, int64_t *idx) {
+    return isthmus_active()->max_pool2d(dt, geo, x, out, idx);
+}
+
+ISTHMUS_API int isthmus_max_pool2d_backward(int dt, const int64_t *geo, const void *gy, const int64_t *idx, void *gx) {
+    return isthmus_active()->max_pool2d_backward(dt, geo, gy, idx, gx);
+}
+
+ISTHMUS_API int isthmus_avg_pool2d(int dt, const int64_t *geo, const void *x, void *out) {
+    return isthmus_active()->avg_pool2d(dt, geo, x, out);
+}
+
+ISTHMUS_API int isthmus_avg_pool2d_backward(int dt, const int64_t *geo, const void *gy, void *gx) {
+    return isthmus_active()->avg_pool2d_backward(dt, geo, gy, gx);
+}

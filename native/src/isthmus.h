@@ -108,6 +108,15 @@ typedef struct {
                        void *m, void *v);
     int (*softmax_backward)(int dt, int rank, const int64_t *meta, int64_t len, int64_t y_step, int64_t g_step,
                             int64_t out_step, const void *y, const void *g, void *out);
+    // batchnorm.c, pool.c
+    int (*batch_norm_forward)(int dt, const int64_t *dims, int training, double momentum, double eps, const void *x,
+                              const void *w, const void *b, void *rm, void *rv, void *out, void *mean, void *rstd);
+    int (*batch_norm_backward)(int dt, const int64_t *dims, int training, const void *gy, const void *x,
+                               const void *mean, const void *rstd, const void *w, void *gx, void *gw, void *gb);
+    int (*max_pool2d)(int dt, const int64_t *geo, const void *x, void *out, int64_t *idx);
+    int (*max_pool2d_backward)(int dt, const int64_t *geo, const void *gy, const int64_t *idx, void *gx);
+    int (*avg_pool2d)(int dt, const int64_t *geo, const void *x, void *out);
+    int (*avg_pool2d_backward)(int dt, const int64_t *geo, const void *gy, void *gx);
 } isthmus_table;
 
 // ---- threads ----------------------------------------------------------------------------------

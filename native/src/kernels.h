@@ -58,6 +58,17 @@ int ISA_FN(k_adam_update)(int dt, int64_t n, const int64_t *offs, const double *
 // softmax_bwd.c
 int ISA_FN(k_softmax_backward)(int dt, int rank, const int64_t *meta, int64_t len, int64_t y_step, int64_t g_step,
                                int64_t out_step, const void *y, const void *g, void *out);
+// batchnorm.c
+int ISA_FN(k_batch_norm_forward)(int dt, const int64_t *dims, int training, double momentum, double eps,
+                                 const void *x, const void *w, const void *b, void *rm, void *rv, void *out,
+                                 void *mean, void *rstd);
+int ISA_FN(k_batch_norm_backward)(int dt, const int64_t *dims, int training, const void *gy, const void *x,
+                                  const void *mean, const void *rstd, const void *w, void *gx, void *gw, void *gb);
+// pool.c
+int ISA_FN(k_max_pool2d)(int dt, const int64_t *geo, const void *x, void *out, int64_t *idx);
+int ISA_FN(k_max_pool2d_backward)(int dt, const int64_t *geo, const void *gy, const int64_t *idx, void *gx);
+int ISA_FN(k_avg_pool2d)(int dt, const int64_t *geo, const void *x, void *out);
+int ISA_FN(k_avg_pool2d_backward)(int dt, const int64_t *geo, const void *gy, void *gx);
 #endif
 
 #endif

@@ -21,32 +21,20 @@
 //
 // dims = [rows, D, off of each operand in the order the function names them]; the backward's dims
 // end with gradOut's row and element strides.
-#include "kernels.h"
+#include "moments.h"
 #include <stdlib.h>
-
-// 64-byte vector types stay inside this file; GCC's note about passing them by value does not apply.
-#pragma GCC diagnostic ignored "-Wpsabi"
 
 #define LN_BLOCK 32
 
-typedef double vd8 __attribute__((vector_size(64)));
-typedef float vf8 __attribute__((vector_size(32)));
 typedef float vf16 __attribute__((vector_size(64)));
 
-#define LD(V, p) ({ V v_; memcpy(&v_, (p), sizeof v_); v_; })
-#define ST(p, v) do { __typeof__(v) v_ = (v); memcpy((p), &v_, sizeof v_); } while (0)
-
 #if defined(__AVX512F__)
-#include <immintrin.h>
-// One vcvtps2pd (GCC splits __builtin_convertvector of 8 floats into two halves).
-static inline vd8 load8_float(const float *p) { return (vd8) _mm512_cvtps_pd(_mm256_loadu_ps(p)); }
 // The two halves of 16 floats in double.
 static inline void widen16(vf16 v, vd8 *lo, vd8 *hi) {
     *lo = (vd8) _mm512_cvtps_pd(_mm512_castps512_ps256((__m512) v));
     *hi = (vd8) _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd((__m512) v), 1)));
 }
 #else
-static inline vd8 load8_float(const float *p) { return __builtin_convertvector(LD(vf8, p), vd8); }
 static inline void widen16(vf16 v, vd8 *lo, vd8 *hi) {
     vf8 l, h;
     memcpy(&l, &v, 32);
@@ -55,11 +43,8 @@ static inline void widen16(vf16 v, vd8 *lo, vd8 *hi) {
     *hi = __builtin_convertvector(h, vd8);
 }
 #endif
-static inline vd8 load8_double(const double *p) { return LD(vd8, p); }
 
 // ---- moments ----------------------------------------------------------------------------------
-
-typedef struct { double n, mean, m2; } moments;
 
 // Two (count, mean, m2) summaries of n elements each merged (Chan's formula with equal counts: no
 // division).

@@ -28,4 +28,10 @@ const isthmus_table ISA_FN(isthmus_table) = {
     .layer_norm_backward = ISA_FN(k_layer_norm_backward),
     .adam_update = ISA_FN(k_adam_update),
     .softmax_backward = ISA_FN(k_softmax_backward),
+    .batch_norm_forward = ISA_FN(k_batch_norm_forward),
+    .batch_norm_backward = ISA_FN(k_batch_norm_backward),
+    .max_pool2d = ISA_FN(k_max_pool2d),
+    .max_pool2d_backward = ISA_FN(k_max_pool2d_backward),
+    .avg_pool2d = ISA_FN(k_avg_pool2d),
+    .avg_pool2d_backward = ISA_FN(k_avg_pool2d_backward),
 };

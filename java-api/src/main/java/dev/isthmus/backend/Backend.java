@@ -135,6 +135,60 @@ public interface Backend {
                            Strided gradWeight, Strided gradBias);
 
     /**
+     * Batch normalisation of x (N, C, S) per channel c, over its N · S values (S is 1 for an (N, C)
+     * input, the product of the spatial dims otherwise). In training, mean (C) and rstd (C) = 1 /
+     * sqrt(biased variance + eps) of the batch are written, and runningMean and runningVar (C, both or
+     * neither given) are updated in place: running = (1 - momentum) · running + momentum · batch
+     * statistic, with the unbiased variance (N · S >= 2). In evaluation ({@code training} false) mean
+     * = runningMean and rstd = 1 / sqrt(runningVar + eps) are written (both are then required) and
+     * nothing is updated. Then out (N, C, S) = (x - mean) · rstd · weight + bias, with weight and bias
+     * (C) each null for none. The running statistics may be strided views (they are updated where
+     * they are).
+     */
+    void batchNormForward(Strided x, Strided weight, Strided bias, Strided runningMean, Strided runningVar,
+                          boolean training, double momentum, double eps, Strided out, Strided mean, Strided rstd);
+
+    /**
+     * Gradients of {@link #batchNormForward} from the mean and rstd it wrote: with x̂ = (x - mean) ·
+     * rstd and sums over each channel's N · S = M values, gradWeight = sum of gradOut · x̂ and gradBias
+     * = sum of gradOut; gradX = rstd · weight · (gradOut - gradBias / M - x̂ · gradWeight / M) in
+     * training (the batch statistics depend on x), rstd · weight · gradOut in evaluation (weight 1
+     * when null). Each output is null when not wanted.
+     */
+    void batchNormBackward(Strided gradOut, Strided x, Strided mean, Strided rstd, Strided weight, boolean training,
+                           Strided gradX, Strided gradWeight, Strided gradBias);
+
+    /**
+     * Max pooling of x (N, C, H, W) over the windows of {@code g} (dilation 1, padding at most half
+     * the kernel): out (N, C, outH, outW) holds each window's maximum over its positions inside the
+     * image (padding reads as -inf, so it never wins) and indices (int64, the shape of out) the
+     * position iy · W + ix of that maximum in its plane: the first in window order (row by row) on
+     * ties, and the first NaN when the window holds one (the maximum is then NaN).
+     */
+    void maxPool2d(Kernels.Window g, Strided x, Strided out, Strided indices);
+
+    /**
+     * Gradient of {@link #maxPool2d}: gradInput (N, C, H, W) is zero but at each output's index, which
+     * receives gradOut there (summed when windows overlap and share a maximum). gradOut and indices
+     * (int64) are (N, C, outH, outW); an index outside the plane is an {@link IndexOutOfBoundsException}
+     * thrown before anything is written.
+     */
+    void maxPool2dBackward(Kernels.Window g, Strided gradOut, Strided indices, Strided gradInput);
+
+    /**
+     * Average pooling of x (N, C, H, W) over the windows of {@code g} (dilation 1, padding at most half
+     * the kernel), with padding counted as zeros: out (N, C, outH, outW) = the sum of each window's
+     * positions inside the image divided by kh · kw (PyTorch's count_include_pad).
+     */
+    void avgPool2d(Kernels.Window g, Strided x, Strided out);
+
+    /**
+     * Gradient of {@link #avgPool2d}, its adjoint: gradInput (N, C, H, W) receives gradOut / (kh · kw)
+     * of every window that holds it.
+     */
+    void avgPool2dBackward(Kernels.Window g, Strided gradOut, Strided gradInput);
+
+    /**
      * TinyMIM's token-relation distillation loss into the 0-d {@code loss}: student qs, ks, vs (B, H,
      * N, ds), teacher qt, kt, vt (B, H, N, dt). With relations R(a, b) = softmax(a bᵀ / sqrt(d)) over
      * the last dim (d the feature size of a) and KL(T ‖ S) = sum_j T_j (log T_j - log S_j) per row,

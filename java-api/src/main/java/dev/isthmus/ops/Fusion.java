@@ -21,6 +21,12 @@ import java.util.function.Supplier;
  *       (the composite is unfold + matmul);</li>
  *   <li>{@code scaled_dot_product_attention}: {@code fused_attention} (matmul, softmax, matmul);</li>
  *   <li>{@code layer_norm} over exactly the last dim: {@code fused_layer_norm} (mean, var, rsqrt);</li>
+ *   <li>{@code batch_norm}: {@code fused_batch_norm} (mean, var, rsqrt, and the running statistics'
+ *       update), unless evaluation differentiates the running statistics;</li>
+ *   <li>{@code max_pool2d} and {@code avg_pool2d}: {@code fused_max_pool2d} and {@code fused_avg_pool2d}
+ *       (unfold, then max or mean). Their backward rules are not fused this way: they are the primitives
+ *       {@code max_pool2d_backward} and {@code avg_pool2d_backward}, linear in the output gradient and
+ *       differentiable in turn;</li>
  *   <li>{@code token_relation_kl} (matmul, log-softmax, KL), see {@link Distillation}.</li>
  * </ul>
  * One primitive's backward rule is fused the same way: {@code softmax}'s gradient is the backend's

@@ -17,17 +17,19 @@ import static dev.isthmus.ops.Shapes.reshape;
 /**
  * Batch, layer and group normalisation, as composites of mean, var and rsqrt: each standardises x
  * over some dims with the biased variance, (x - mean) / sqrt(var + eps), then applies an optional
- * elementwise affine map (weight, bias). They differ only in the dims they normalise over. Layer
- * norm over exactly the last dim runs as the fused primitive {@code fused_layer_norm} while
- * {@link Fusion} is enabled; its definition is the same composite.
+ * elementwise affine map (weight, bias). They differ only in the dims they normalise over. While
+ * {@link Fusion} is enabled, layer norm over exactly the last dim runs as the fused primitive
+ * {@code fused_layer_norm}, and batch norm as {@code fused_batch_norm}; their definitions are the
+ * same composites.
  */
 public final class Normalization {
     private Normalization() {}
 
     static final Op BATCH_NORM = Op.composite("batch_norm"), LAYER_NORM = Op.composite("layer_norm"),
-            GROUP_NORM = Op.composite("group_norm"), FUSED_LAYER_NORM = Op.primitive("fused_layer_norm");
+            GROUP_NORM = Op.composite("group_norm"), FUSED_LAYER_NORM = Op.primitive("fused_layer_norm"),
+            FUSED_BATCH_NORM = Op.primitive("fused_batch_norm");
 
-    static final List<Op> OPS = List.of(BATCH_NORM, LAYER_NORM, GROUP_NORM, FUSED_LAYER_NORM);
+    static final List<Op> OPS = List.of(BATCH_NORM, LAYER_NORM, GROUP_NORM, FUSED_LAYER_NORM, FUSED_BATCH_NORM);
 
     /**
      * Batch normalisation of x (N, C, ...) per channel, as torch.nn.functional.batch_norm. In training
@@ -50,20 +52,64 @@ public final class Normalization {
             throw Checks.error(op, "evaluation needs the running mean and variance", x);
         }
         if (!(momentum >= 0 && momentum <= 1)) throw Checks.error(op, "momentum " + momentum + " is not in [0, 1]", x);
-        long[] channel = channelShape(x);
-        if (!training) {
-            Tensor y = mul(sub(x, reshape(runningMean, channel)), rsqrt(add(reshape(runningVar, channel), eps)));
-            return affine(y, weight, bias, channel);
+        if (training && x.numel() / x.size(1) < 2) throw Checks.error(op, "training needs more than one value per channel", x);
+        // The kernels treat running statistics as constants: differentiating them takes the composite.
+        boolean statsNeedGradients = !training && (runningMean.requiresGrad() || runningVar.requiresGrad());
+        if (Fusion.isEnabled() && !statsNeedGradients) {
+            return fusedBatchNorm(x, runningMean, runningVar, weight, bias, training, momentum, eps);
         }
-        int[] dims = allButChannels(x);
-        if (x.numel() / x.size(1) < 2) throw Checks.error(op, "training needs more than one value per channel", x);
-        if (runningMean != null) {
+        if (training && runningMean != null) {
+            int[] dims = allButChannels(x);
             try (var off = GradMode.noGrad()) {
                 Shapes.assign(runningMean, add(mul(runningMean, 1 - momentum), mul(mean(x, dims, false), momentum)));
                 Shapes.assign(runningVar, add(mul(runningVar, 1 - momentum), mul(var(x, dims, false, 1), momentum)));
             }
         }
-        return affine(standardize(x, dims, eps), weight, bias, channel);
+        return batchNormComposite(x, training ? null : runningMean, training ? null : runningVar, weight, bias, eps);
+    }
+
+    /**
+     * The definition of batch norm (the running statistics' update aside), on checked arguments: x
+     * standardised per channel by the batch's statistics, or, when they are given (evaluation), by
+     * the running mean and variance; then the affine map.
+     */
+    private static Tensor batchNormComposite(Tensor x, Tensor runningMean, Tensor runningVar, Tensor weight, Tensor bias,
+                                             double eps) {
+        long[] channel = channelShape(x);
+        Tensor y = runningMean == null ? standardize(x, allButChannels(x), eps)
+                : mul(sub(x, reshape(runningMean, channel)), rsqrt(add(reshape(runningVar, channel), eps)));
+        return affine(y, weight, bias, channel);
+    }
+
+    /**
+     * The fused primitive: batch norm of x viewed as a contiguous (N, C, S), with contiguous (C) weight
+     * and bias, each optional. In training the kernel also updates the running statistics in place
+     * (when given); in evaluation it normalises by them. The forward saves each channel's mean and
+     * 1/sqrt(var + eps).
+     */
+    private static Tensor fusedBatchNorm(Tensor x, Tensor runningMean, Tensor runningVar, Tensor weight, Tensor bias,
+                                         boolean training, double momentum, double eps) {
+        String op = FUSED_BATCH_NORM.name();
+        long n = x.size(0), c = x.size(1), s = x.numel() / Math.max(n * c, 1);
+        Tensor xs = Shapes.contiguous(reshape(x, n, c, s));
+        Tensor w = weight == null ? null : Shapes.contiguous(weight), b = bias == null ? null : Shapes.contiguous(bias);
+        Tensor out = Tensor.empty(x.dtype(), x.device(), n, c, s);
+        Tensor mean = Tensor.empty(x.dtype(), x.device(), c), rstd = Tensor.empty(x.dtype(), x.device(), c);
+        x.backend().batchNormForward(xs.data(op), w == null ? null : w.data(op), b == null ? null : b.data(op),
+                runningMean == null ? null : runningMean.data(op), runningVar == null ? null : runningVar.data(op),
+                training, momentum, eps, out.data(op), mean.data(op), rstd.data(op));
+        Tensor statsMean = training ? null : runningMean, statsVar = training ? null : runningVar;
+        Tensor y = FUSED_BATCH_NORM.record(out, g -> Fusion.backward(op, g, new Tensor[] {xs, w, b},
+                in -> batchNormComposite(in[0], statsMean, statsVar, in[1], in[2], eps), () -> {
+                    Tensor gx = xs.requiresGrad() ? Tensor.empty(x.dtype(), x.device(), n, c, s) : null;
+                    Tensor gw = w != null && w.requiresGrad() ? Tensor.empty(x.dtype(), x.device(), c) : null;
+                    Tensor gb = b != null && b.requiresGrad() ? Tensor.empty(x.dtype(), x.device(), c) : null;
+                    x.backend().batchNormBackward(Shapes.contiguous(g).data(op), xs.data(op), mean.data(op),
+                            rstd.data(op), w == null ? null : w.data(op), training, gx == null ? null : gx.data(op),
+                            gw == null ? null : gw.data(op), gb == null ? null : gb.data(op));
+                    return new Tensor[] {gx, gw, gb};
+                }), xs, w, b);
+        return reshape(y, x.shape());
     }
 
     /**

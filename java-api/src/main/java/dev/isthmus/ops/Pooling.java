@@ -11,20 +11,28 @@ import static dev.isthmus.ops.Shapes.reshape;
 import static dev.isthmus.ops.Shapes.transpose;
 
 /**
- * Pooling and resizing of (N, C, H, W) images, all composites. Window pooling reduces the columns of
- * {@link Convolution#unfold}. Adaptive pooling and upsampling are linear maps that act on the height
- * and width separately, so each is y = A_h · x · A_wᵀ with two small constant matrices whose rows hold
- * the weights PyTorch gives each output position; the gradient (of any order) is the same product
- * transposed, with no rule of its own.
+ * Pooling and resizing of (N, C, H, W) images. Window pooling is defined as a reduction of the
+ * columns of {@link Convolution#unfold}; while {@link Fusion} is enabled it runs as the primitives
+ * {@code fused_max_pool2d} and {@code fused_avg_pool2d}, one backend kernel each way. Their gradients
+ * are linear maps of the output gradient, recorded as primitives of their own
+ * ({@code max_pool2d_backward}, {@code avg_pool2d_backward}) whose gradients are again pooling
+ * kernels, so derivatives of every order stay exact. Adaptive pooling and upsampling are linear maps
+ * that act on the height and width separately, so each is y = A_h · x · A_wᵀ with two small constant
+ * matrices whose rows hold the weights PyTorch gives each output position; the gradient (of any
+ * order) is the same product transposed, with no rule of its own.
  */
 public final class Pooling {
     private Pooling() {}
 
     static final Op AVG_POOL2D = Op.composite("avg_pool2d"), MAX_POOL2D = Op.composite("max_pool2d"),
+            FUSED_AVG_POOL2D = Op.primitive("fused_avg_pool2d"), FUSED_MAX_POOL2D = Op.primitive("fused_max_pool2d"),
+            AVG_POOL2D_BACKWARD = Op.primitive("avg_pool2d_backward"),
+            MAX_POOL2D_BACKWARD = Op.primitive("max_pool2d_backward"),
             ADAPTIVE_AVG_POOL2D = Op.composite("adaptive_avg_pool2d"),
             UPSAMPLE_NEAREST = Op.composite("upsample_nearest"), UPSAMPLE_BILINEAR = Op.composite("upsample_bilinear");
 
-    static final List<Op> OPS = List.of(AVG_POOL2D, MAX_POOL2D, ADAPTIVE_AVG_POOL2D, UPSAMPLE_NEAREST, UPSAMPLE_BILINEAR);
+    static final List<Op> OPS = List.of(AVG_POOL2D, MAX_POOL2D, FUSED_AVG_POOL2D, FUSED_MAX_POOL2D, AVG_POOL2D_BACKWARD,
+            MAX_POOL2D_BACKWARD, ADAPTIVE_AVG_POOL2D, UPSAMPLE_NEAREST, UPSAMPLE_BILINEAR);
 
     // ---- window pooling -------------------------------------------------------------------------
 
@@ -34,6 +42,7 @@ public final class Pooling {
      */
     public static Tensor avgPool2d(Tensor x, int[] kernel, int[] stride, int[] padding) {
         Window g = poolWindow(AVG_POOL2D.name(), x, kernel, stride, padding);
+        if (Fusion.isEnabled()) return fusedAvgPool2d(Shapes.contiguous(x), g);
         return Reductions.mean(windows(x, g), 2, false);
     }
 
@@ -43,11 +52,14 @@ public final class Pooling {
 
     /**
      * Maximum over each window, as torch.nn.functional.max_pool2d: padding reads as -infinity, so it
-     * never wins (a window always overlaps the input, since padding is at most half the kernel).
+     * never wins (a window always overlaps the input, since padding is at most half the kernel). A NaN
+     * in a window is its maximum. The gradient goes to the window's maximum, the first in window
+     * order (row by row) on ties.
      */
     public static Tensor maxPool2d(Tensor x, int[] kernel, int[] stride, int[] padding) {
         String op = MAX_POOL2D.name();
         Window g = poolWindow(op, x, kernel, stride, padding);
+        if (Fusion.isEnabled()) return fusedMaxPool2d(Shapes.contiguous(x), g);
         Tensor padded = Shapes.pad(x, new long[] {g.pw(), g.pw(), g.ph(), g.ph()}, Double.NEGATIVE_INFINITY);
         Window inner = Convolution.window(op, padded.shape(), kernel, stride, new int[] {0, 0}, new int[] {1, 1}, x);
         return Reductions.max(windows(padded, inner), 2, false).values();
@@ -55,6 +67,46 @@ public final class Pooling {
 
     public static Tensor maxPool2d(Tensor x, int kernel, int stride, int padding) {
         return maxPool2d(x, square(kernel), square(stride), square(padding));
+    }
+
+    /** The fused primitive: average pooling of a contiguous x. */
+    private static Tensor fusedAvgPool2d(Tensor x, Window g) {
+        String op = FUSED_AVG_POOL2D.name();
+        Tensor out = Tensor.empty(x.dtype(), x.device(), g.n(), g.c(), g.outH(), g.outW());
+        x.backend().avgPool2d(g, x.data(op), out.data(op));
+        return FUSED_AVG_POOL2D.record(out, grad -> new Tensor[] {avgPool2dBackward(grad, g)}, x);
+    }
+
+    /** The gradient of average pooling, a linear map of gradOut whose adjoint is average pooling. */
+    private static Tensor avgPool2dBackward(Tensor gradOut, Window g) {
+        String op = AVG_POOL2D_BACKWARD.name();
+        Tensor go = Shapes.contiguous(gradOut);
+        Tensor gx = Tensor.empty(go.dtype(), go.device(), g.imageShape());
+        go.backend().avgPool2dBackward(g, go.data(op), gx.data(op));
+        return AVG_POOL2D_BACKWARD.record(gx, grad -> new Tensor[] {fusedAvgPool2d(Shapes.contiguous(grad), g)}, go);
+    }
+
+    /** The fused primitive: max pooling of a contiguous x; the argmax of each window is kept for the gradient. */
+    private static Tensor fusedMaxPool2d(Tensor x, Window g) {
+        String op = FUSED_MAX_POOL2D.name();
+        Tensor out = Tensor.empty(x.dtype(), x.device(), g.n(), g.c(), g.outH(), g.outW());
+        Tensor indices = Tensor.empty(DType.INT64, x.device(), g.n(), g.c(), g.outH(), g.outW());
+        x.backend().maxPool2d(g, x.data(op), out.data(op), indices.data(op));
+        return FUSED_MAX_POOL2D.record(out, grad -> new Tensor[] {maxPool2dBackward(grad, indices, g)}, x);
+    }
+
+    /**
+     * The gradient of max pooling: gradOut placed at each window's argmax. It is linear in gradOut, and
+     * its adjoint reads each output's argmax back (a gather at the same indices).
+     */
+    private static Tensor maxPool2dBackward(Tensor gradOut, Tensor indices, Window g) {
+        String op = MAX_POOL2D_BACKWARD.name();
+        Tensor go = Shapes.contiguous(gradOut);
+        Tensor gx = Tensor.empty(go.dtype(), go.device(), g.imageShape());
+        go.backend().maxPool2dBackward(g, go.data(op), indices.data(op), gx.data(op));
+        long planes = g.n() * g.c();
+        return MAX_POOL2D_BACKWARD.record(gx, grad -> new Tensor[] {reshape(Indexing.gather(reshape(grad, planes,
+                g.h() * g.w()), 1, reshape(indices, planes, g.outH() * g.outW())), go.shape())}, go);
     }
 
     /** Checks a pooling op's arguments; PyTorch also requires padding at most half the kernel. */

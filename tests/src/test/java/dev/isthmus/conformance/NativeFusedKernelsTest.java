@@ -2,6 +2,7 @@ package dev.isthmus.conformance;
 
 import dev.isthmus.backend.DType;
 import dev.isthmus.backend.Device;
+import dev.isthmus.backend.Kernels;
 import dev.isthmus.backend.Storage;
 import dev.isthmus.backend.Strided;
 import dev.isthmus.backend.nativecpu.NativeBackend;
@@ -26,9 +27,11 @@ import static dev.isthmus.conformance.Buffers.random;
 import static dev.isthmus.conformance.Buffers.twin;
 import static dev.isthmus.conformance.Buffers.view;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * The native fused kernels (depthwise convolution, layer norm, Adam) and softmax's gradient kernel
+ * The native fused kernels (depthwise convolution, layer norm, batch norm, pooling, Adam) and softmax's gradient kernel
  * called directly, against the reference kernels on the same operands, in the manner of
  * {@link NativeKernelsTest}: under every instruction set this CPU has, float32 and float64, outputs
  * poisoned with NaN (an element never written, or one written outside the output, fails), operands
@@ -243,6 +246,170 @@ class NativeFusedKernelsTest {
             }
     }
 
+    // ---- batch norm ------------------------------------------------------------------------------
+
+    /**
+     * (N, C, S): planes of one value (an (N, C) input) and of lengths around the 8- and 16-element
+     * steps, a 28 x 28 image plane, and more values than the parallel grain.
+     */
+    private static final long[][] BN_SHAPES = {{2, 3, 1}, {5, 4, 7}, {3, 2, 16}, {2, 5, 17}, {4, 3, 33}, {3, 4, 784},
+            {17, 9, 300}};
+
+    @Test
+    void batchNormEveryShapeModeAndAffineChoice() {
+        for (long[] shape : BN_SHAPES)
+            for (DType dt : List.of(DType.FLOAT32, DType.FLOAT64))
+                for (int affine = 0; affine < 4; affine++)
+                    for (boolean training : new boolean[] {true, false}) {
+                        // Training without running statistics too; a large mean next to a unit spread.
+                        boolean running = !training || affine % 3 == 0;
+                        batchNormCase(shape, dt, (affine & 1) != 0, (affine & 2) != 0, training, running,
+                                affine == 3 ? 1000 : 0);
+                    }
+    }
+
+    private static void batchNormCase(long[] shape, DType dt, boolean hasWeight, boolean hasBias, boolean training,
+                                      boolean running, double shift) {
+        long n = shape[0], c = shape[1], s = shape[2];
+        String what = "batch norm " + Arrays.toString(shape) + " " + dt + (training ? " training" : " evaluation")
+                + " weight " + hasWeight + " bias " + hasBias + " running " + running + " mean " + shift;
+        try (Arena a = Arena.ofConfined()) {
+            Generator g = new Generator(n * 31 + c * 7 + s);
+            Strided x = randomDense(a, dt, 2, g, 1, n, c, s);
+            for (long i = 0; i < x.storage().numel(); i++) x.storage().setDouble(i, x.storage().getDouble(i) + shift);
+            Strided w = hasWeight ? randomDense(a, dt, 1, g, 1, c) : null, b = hasBias ? randomDense(a, dt, 3, g, 1, c) : null;
+            Strided rm = running ? randomDense(a, dt, 3, g, 1, c) : null, rv = running ? randomDense(a, dt, 1, g, 1, c) : null;
+            if (running) {
+                for (long i = 0; i < rv.storage().numel(); i++) rv.storage().setDouble(i, 0.5 + Math.abs(rv.storage().getDouble(i)));
+            }
+            double eps = 1e-5, momentum = 0.1;
+            // The reference updates its own copies of the running statistics; each native run updates fresh ones.
+            Strided rmRef = running ? twin(a, rm) : null, rvRef = running ? twin(a, rv) : null;
+            Strided out = poisoned(a, dt, 1, n, c, s), mean = poisoned(a, dt, 3, c), rstd = poisoned(a, dt, 2, c);
+            REF.batchNormForward(x, w, b, rmRef, rvRef, training, momentum, eps, out, mean, rstd);
+            // float32: the output is computed in float, the statistics in double and rounded once. float64:
+            // the reference's plain sum of thousands of values near the mean is good to about eps · mean.
+            double tol = dt == DType.FLOAT32 ? 1e-5 : 1e-12 * (1 + shift);
+            compare(what + " forward", new Strided[] {out, mean, rstd, rmRef, rvRef},
+                    new Strided[] {poisoned(a, dt, 1, n, c, s), poisoned(a, dt, 3, c), poisoned(a, dt, 2, c), rm, rv},
+                    o -> nat.batchNormForward(x, w, b, o[3], o[4], training, momentum, eps, o[0], o[1], o[2]), tol * 4, tol);
+
+            Strided gy = randomDense(a, dt, 4, g, 1, n, c, s);
+            Strided gx = poisoned(a, dt, 1, n, c, s), gw = poisoned(a, dt, 2, c), gb = poisoned(a, dt, 3, c);
+            REF.batchNormBackward(gy, x, mean, rstd, w, training, gx, gw, gb);
+            double btol = tol * 10 * Math.sqrt(n * s);
+            // Every output, then only the ones the affine choice asks for (no gradX: the input is a constant).
+            compare(what + " backward", new Strided[] {gx, gw, gb},
+                    new Strided[] {poisoned(a, dt, 1, n, c, s), poisoned(a, dt, 2, c), poisoned(a, dt, 3, c)},
+                    o -> nat.batchNormBackward(gy, x, mean, rstd, w, training, o[0], o[1], o[2]), btol, tol * 10);
+            compare(what + " backward without gradX", new Strided[] {null, gw, gb},
+                    new Strided[] {null, hasWeight ? poisoned(a, dt, 2, c) : null, hasBias ? poisoned(a, dt, 3, c) : null},
+                    o -> nat.batchNormBackward(gy, x, mean, rstd, w, training, null, o[1], o[2]), btol, tol * 10);
+        }
+    }
+
+    // ---- pooling ---------------------------------------------------------------------------------
+
+    /**
+     * Pooling windows {kh, kw, sh, sw, ph, pw}: the CNN's 2 x 2 stride 2 (with and without padding),
+     * overlapping 3 x 3 at strides 1 and 2, non-square ones, a stride wider than the kernel, 1 x 1,
+     * and strides 3 and 4 (off the stride-1 and stride-2 copies).
+     */
+    private static final int[][] POOL_WINDOWS = {{2, 2, 2, 2, 0, 0}, {2, 2, 2, 2, 1, 1}, {3, 3, 2, 2, 1, 1},
+            {3, 3, 1, 1, 1, 1}, {3, 2, 2, 3, 1, 1}, {2, 4, 1, 2, 0, 2}, {1, 1, 1, 1, 0, 0}, {5, 5, 3, 3, 2, 2},
+            {2, 2, 3, 1, 1, 0}, {4, 4, 4, 4, 0, 0}};
+
+    /** (N, C, H, W): odd and non-square images, the CNN's 28 x 28, a 1-row image, one past the parallel grain. */
+    private static final long[][] POOL_IMAGES = {{2, 3, 9, 13}, {1, 2, 28, 28}, {3, 2, 7, 7}, {2, 1, 1, 6},
+            {2, 3, 16, 33}, {4, 8, 40, 36}};
+
+    @Test
+    void poolingEveryWindowAndImage() {
+        for (int[] win : POOL_WINDOWS)
+            for (long[] image : POOL_IMAGES)
+                for (DType dt : List.of(DType.FLOAT32, DType.FLOAT64)) {
+                    Kernels.Window g = window(win, image);
+                    if (g != null) poolCase(g, dt, false);
+                }
+    }
+
+    @Test
+    void maxPoolingTiesNansAndInfinitiesTakeTheReferencesIndex() {
+        for (int[] win : POOL_WINDOWS)
+            for (DType dt : List.of(DType.FLOAT32, DType.FLOAT64)) {
+                Kernels.Window g = window(win, new long[] {2, 3, 11, 9});
+                if (g != null) poolCase(g, dt, true);
+            }
+    }
+
+    /** The window on the image, or null when the padded image is smaller than the kernel. */
+    private static Kernels.Window window(int[] win, long[] image) {
+        if (image[2] + 2L * win[4] < win[0] || image[3] + 2L * win[5] < win[1]) return null;
+        return new Kernels.Window(image[0], image[1], image[2], image[3], win[0], win[1], win[2], win[3], win[4], win[5], 1, 1);
+    }
+
+    /**
+     * Max and average pooling, forward and backward, against the reference. With {@code specials} the
+     * image holds only a few values (ties in nearly every window), NaNs, and rows of -inf.
+     */
+    private static void poolCase(Kernels.Window win, DType dt, boolean specials) {
+        long n = win.n(), c = win.c(), h = win.h(), w = win.w(), oh = win.outH(), ow = win.outW();
+        String what = "pooling " + win + " " + dt + (specials ? " ties, NaN and -inf" : "");
+        try (Arena a = Arena.ofConfined()) {
+            Generator g = new Generator(win.kh() * 31L + win.sh() * 7L + h * w);
+            Strided x = randomDense(a, dt, 3, g, 1, n, c, h, w);
+            if (specials) {
+                double[] values = {-1, 0, 2, Double.NaN, Double.NEGATIVE_INFINITY};
+                for (long i = 0; i < x.storage().numel(); i++) {
+                    long row = i / w % h;
+                    x.storage().setDouble(i, row == 2 ? Double.NEGATIVE_INFINITY : values[(int) g.nextLong(i % 5 == 0 ? 5 : 3)]);
+                }
+            }
+            Strided gy = randomDense(a, dt, 2, g, 1, n, c, oh, ow);
+            double tol = dt == DType.FLOAT32 ? 2e-5 : 1e-13, taps = (double) win.kh() * win.kw();
+
+            Strided y = poisoned(a, dt, 4, n, c, oh, ow), at = poisoned(a, DType.INT64, 1, n, c, oh, ow);
+            REF.maxPool2d(win, x, y, at);
+            compare(what + " max", new Strided[] {y, at},
+                    new Strided[] {poisoned(a, dt, 4, n, c, oh, ow), poisoned(a, DType.INT64, 1, n, c, oh, ow)},
+                    o -> nat.maxPool2d(win, x, o[0], o[1]), 0, 0);
+            Strided gx = poisoned(a, dt, 1, n, c, h, w);
+            REF.maxPool2dBackward(win, gy, at, gx);
+            compare(what + " max backward", new Strided[] {gx}, new Strided[] {poisoned(a, dt, 1, n, c, h, w)},
+                    o -> nat.maxPool2dBackward(win, gy, at, o[0]), tol * taps, tol);
+
+            Strided mean = poisoned(a, dt, 2, n, c, oh, ow);
+            REF.avgPool2d(win, x, mean);
+            compare(what + " avg", new Strided[] {mean}, new Strided[] {poisoned(a, dt, 2, n, c, oh, ow)},
+                    o -> nat.avgPool2d(win, x, o[0]), tol * taps, tol);
+            Strided ga = poisoned(a, dt, 5, n, c, h, w);
+            REF.avgPool2dBackward(win, gy, ga);
+            compare(what + " avg backward", new Strided[] {ga}, new Strided[] {poisoned(a, dt, 5, n, c, h, w)},
+                    o -> nat.avgPool2dBackward(win, gy, o[0]), tol * taps, tol);
+        }
+    }
+
+    @Test
+    void maxPoolingBackwardRejectsAnIndexOutsideItsPlaneBeforeWriting() {
+        Kernels.Window win = window(new int[] {2, 2, 2, 2, 0, 0}, new long[] {4, 8, 40, 36});
+        try (Arena a = Arena.ofConfined()) {
+            Generator g = new Generator(3);
+            Strided x = randomDense(a, DType.FLOAT32, 0, g, 1, win.imageShape());
+            Strided y = dense(a, DType.FLOAT32, 0, 4, 8, 20, 18), at = dense(a, DType.INT64, 0, 4, 8, 20, 18);
+            nat.maxPool2d(win, x, y, at);
+            for (long bad : new long[] {40 * 36, -1}) {
+                long saved = at.storage().getLong(5000);
+                at.storage().setLong(5000, bad);
+                Strided gx = poisoned(a, DType.FLOAT32, 0, win.imageShape());
+                assertThrows(IndexOutOfBoundsException.class, () -> nat.maxPool2dBackward(win, y, at, gx));
+                for (long i = 0; i < gx.storage().numel(); i++) {
+                    assertTrue(Double.isNaN(gx.storage().getDouble(i)), "index " + bad + ": element " + i + " was written");
+                }
+                at.storage().setLong(5000, saved);
+            }
+        }
+    }
+
     // ---- Adam ------------------------------------------------------------------------------------
 
     @Test
@@ -327,6 +494,16 @@ class NativeFusedKernelsTest {
             Strided r = randomDense(a, DType.FLOAT32, 0, g, 1, 4, 6);
             nat.layerNormForward(r, null, null, 1e-5, dense(a, DType.FLOAT32, 0, 4, 6), dense(a, DType.FLOAT32, 0, 4),
                     dense(a, DType.FLOAT32, 0, 4));
+            Strided mean = dense(a, DType.FLOAT32, 0, 3), rstd = dense(a, DType.FLOAT32, 0, 3);
+            Strided bx = randomDense(a, DType.FLOAT32, 0, g, 1, 2, 3, 64);
+            nat.batchNormForward(bx, null, null, null, null, true, 0.1, 1e-5, dense(a, DType.FLOAT32, 0, 2, 3, 64), mean, rstd);
+            nat.batchNormBackward(bx, bx, mean, rstd, null, true, dense(a, DType.FLOAT32, 0, 2, 3, 64), null, null);
+            Kernels.Window win = window(new int[] {2, 2, 2, 2, 0, 0}, new long[] {2, 3, 8, 8});
+            Strided pooled = dense(a, DType.FLOAT32, 0, 2, 3, 4, 4), at = dense(a, DType.INT64, 0, 2, 3, 4, 4);
+            nat.maxPool2d(win, x, pooled, at);
+            nat.maxPool2dBackward(win, pooled, at, dense(a, DType.FLOAT32, 0, 2, 3, 8, 8));
+            nat.avgPool2d(win, x, pooled);
+            nat.avgPool2dBackward(win, pooled, dense(a, DType.FLOAT32, 0, 2, 3, 8, 8));
         }
         assertEquals(before, nat.fallbacks(), "a fused kernel fell back: " + nat.lastFallback());
     }

@@ -3,6 +3,7 @@ package dev.isthmus.core;
 import dev.isthmus.autograd.GradMode;
 import dev.isthmus.backend.Backend;
 import dev.isthmus.backend.DType;
+import dev.isthmus.backend.Kernels;
 import dev.isthmus.backend.Strided;
 import dev.isthmus.ops.Attention;
 import dev.isthmus.ops.Convolution;
@@ -11,6 +12,7 @@ import dev.isthmus.ops.Elementwise;
 import dev.isthmus.ops.Fusion;
 import dev.isthmus.ops.Gradients;
 import dev.isthmus.ops.Normalization;
+import dev.isthmus.ops.Pooling;
 import dev.isthmus.ops.Reductions;
 import dev.isthmus.ops.Shapes;
 import dev.isthmus.ops.Updates;
@@ -195,6 +197,104 @@ class FusedKernelsTest {
                 }
     }
 
+    // ---- batch norm ------------------------------------------------------------------------------
+
+    @Test
+    void batchNormKernelsMatchMeanVarBatchNorm() {
+        for (long seed : SEEDS)
+            for (long[] shape : new long[][] {{4, 3, 5}, {7, 2, 1}, {2, 5, 13}})
+                for (int affine = 0; affine < 4; affine++)
+                    for (boolean training : new boolean[] {true, false}) {
+                        boolean hasWeight = (affine & 1) != 0, hasBias = (affine & 2) != 0;
+                        String what = "batch norm " + Arrays.toString(shape) + (training ? " training" : " evaluation")
+                                + " weight " + hasWeight + " bias " + hasBias + " seed " + seed;
+                        Generator gen = new Generator(seed);
+                        long c = shape[1];
+                        Tensor x = Elementwise.add(gen.normal(DType.FLOAT64, shape), 3.0);
+                        Tensor w = hasWeight ? gen.normal(DType.FLOAT64, c) : null, bi = hasBias ? gen.normal(DType.FLOAT64, c) : null;
+                        Tensor rm = gen.normal(DType.FLOAT64, c), rv = gen.uniform(0.5, 2, DType.FLOAT64, c);
+                        double eps = 1e-5, momentum = 0.3;
+                        List<Tensor> inputs = new ArrayList<>(List.of(x));
+                        if (hasWeight) inputs.add(w);
+                        if (hasBias) inputs.add(bi);
+                        // The composite updates its own copies of the running statistics.
+                        Tensor rmComposite = Tensor.of(rm.toDoubleArray(), c), rvComposite = Tensor.of(rv.toDoubleArray(), c);
+                        Function<List<Tensor>, Tensor> norm = in -> Normalization.batchNorm(in.get(0), rmComposite,
+                                rvComposite, hasWeight ? in.get(1) : null, hasBias ? in.get(hasWeight ? 2 : 1) : null,
+                                training, momentum, eps);
+                        Tensor expected = composite(norm, inputs.toArray(Tensor[]::new));
+                        Tensor out = nan(shape), mean = nan(c), rstd = nan(c);
+                        backend().batchNormForward(d(x), w == null ? null : d(w), bi == null ? null : d(bi), d(rm), d(rv),
+                                training, momentum, eps, d(out), d(mean), d(rstd));
+                        assertClose(expected, out, what + " forward");
+                        assertClose(rmComposite, rm, what + " running mean");
+                        assertClose(rvComposite, rv, what + " running variance");
+
+                        Tensor gOut = gen.normal(DType.FLOAT64, shape);
+                        // In evaluation the running statistics are constants: the composite's gradients for x,
+                        // weight and bias, at the statistics before this call's (absent) update.
+                        List<Tensor> grads = compositeGrads(norm, gOut, inputs.toArray(Tensor[]::new));
+                        Tensor gx = nan(shape), gw = nan(c), gb = nan(c);
+                        backend().batchNormBackward(d(gOut), d(x), d(mean), d(rstd), w == null ? null : d(w), training,
+                                d(gx), d(gw), d(gb));
+                        assertClose(grads.get(0), gx, what + " grad x");
+                        if (hasWeight) assertClose(grads.get(1), gw, what + " grad weight");
+                        if (hasBias) assertClose(grads.get(hasWeight ? 2 : 1), gb, what + " grad bias");
+                    }
+    }
+
+    @Test
+    void batchNormUpdatesTheRunningStatisticsAsItsComposite() {
+        Generator gen = new Generator(12);
+        for (DType dtype : new DType[] {DType.FLOAT64, DType.FLOAT32}) {
+            Tensor x = Shapes.cast(Elementwise.add(gen.normal(DType.FLOAT64, 5, 3, 4, 2), 2.0), dtype);
+            Tensor[] fused = {Tensor.zeros(dtype, 3), Tensor.ones(dtype, 3)}, plain = {Tensor.zeros(dtype, 3), Tensor.ones(dtype, 3)};
+            for (int step = 0; step < 3; step++) {
+                Normalization.batchNorm(x, fused[0], fused[1], null, null, true, 0.2, 1e-5);
+                try (var off = Fusion.disabled()) {
+                    Normalization.batchNorm(x, plain[0], plain[1], null, null, true, 0.2, 1e-5);
+                }
+            }
+            double tol = dtype == DType.FLOAT64 ? TOL : 1e-6;
+            Support.assertClose(plain[0].toDoubleArray(), fused[0].toDoubleArray(), tol, dtype + " running mean");
+            Support.assertClose(plain[1].toDoubleArray(), fused[1].toDoubleArray(), tol, dtype + " running variance");
+        }
+    }
+
+    // ---- pooling ---------------------------------------------------------------------------------
+
+    /** {kh, kw, sh, sw, ph, pw}: the CNN's window, overlapping ones with padding, a non-square one. */
+    private static final int[][] POOLING = {{2, 2, 2, 2, 0, 0}, {3, 3, 2, 2, 1, 1}, {3, 3, 1, 1, 1, 1}, {3, 2, 2, 3, 1, 1}};
+
+    @Test
+    void poolingKernelsMatchUnfoldPooling() {
+        for (long seed : SEEDS)
+            for (int[] p : POOLING) {
+                int[] kernel = {p[0], p[1]}, stride = {p[2], p[3]}, padding = {p[4], p[5]};
+                String what = "pooling " + Arrays.toString(p) + " seed " + seed;
+                Generator gen = new Generator(seed);
+                Tensor x = gen.normal(DType.FLOAT64, 2, 3, 7, 9);
+                Kernels.Window g = new Kernels.Window(2, 3, 7, 9, p[0], p[1], p[2], p[3], p[4], p[5], 1, 1);
+                Function<List<Tensor>, Tensor> max = in -> Pooling.maxPool2d(in.get(0), kernel, stride, padding);
+                Function<List<Tensor>, Tensor> avg = in -> Pooling.avgPool2d(in.get(0), kernel, stride, padding);
+                Tensor expectedMax = composite(max, x), expectedAvg = composite(avg, x);
+                Tensor y = nan(expectedMax.shape()), at = Tensor.full(-7, DType.INT64, expectedMax.shape());
+                backend().maxPool2d(g, d(x), d(y), d(at));
+                assertClose(expectedMax, y, what + " max");
+                Tensor mean = nan(expectedAvg.shape());
+                backend().avgPool2d(g, d(x), d(mean));
+                assertClose(expectedAvg, mean, what + " avg");
+
+                Tensor gOut = gen.normal(DType.FLOAT64, y.shape());
+                Tensor gx = nan(x.shape());
+                backend().maxPool2dBackward(g, d(gOut), d(at), d(gx));
+                assertClose(compositeGrads(max, gOut, x).get(0), gx, what + " max backward");
+                Tensor ga = nan(x.shape());
+                backend().avgPool2dBackward(g, d(gOut), d(ga));
+                assertClose(compositeGrads(avg, gOut, x).get(0), ga, what + " avg backward");
+            }
+    }
+
     // ---- token-relation KL -----------------------------------------------------------------------
 
     @Test
@@ -259,6 +359,7 @@ class FusedKernelsTest {
         Tensor tq = gen.normal(DType.FLOAT64, 2, 3, 7, 4), tk = gen.normal(DType.FLOAT64, 2, 3, 7, 4),
                 tv = gen.normal(DType.FLOAT64, 2, 3, 7, 4);
         Tensor mask = Tensor.of(new double[] {0, Double.NEGATIVE_INFINITY, 0, 0, 0}, 5);
+        Tensor evalMean = gen.normal(DType.FLOAT64, 4), evalVar = gen.uniform(0.5, 2, DType.FLOAT64, 4);
         List<OpCase> cases = List.of(
                 new OpCase("depthwise conv2d, transposed input, bias, stride 2",
                         in -> Convolution.conv2d(Shapes.transpose(in.get(0), 2, 3), in.get(1), in.get(2),
@@ -272,6 +373,18 @@ class FusedKernelsTest {
                         in -> Normalization.layerNorm(Shapes.transpose(in.get(0), 0, 1), new long[] {5}, in.get(1),
                                 in.get(2), 1e-5),
                         new long[] {7, 3, 5}, new long[] {5}, new long[] {5}),
+                new OpCase("batch norm, training, transposed input, affine, running statistics",
+                        in -> Normalization.batchNorm(Shapes.transpose(in.get(0), 2, 3), Tensor.zeros(in.get(0).dtype(), 3),
+                                Tensor.ones(in.get(0).dtype(), 3), in.get(1), in.get(2), true, 0.1, 1e-5),
+                        new long[] {4, 3, 5, 7}, new long[] {3}, new long[] {3}),
+                new OpCase("batch norm, evaluation, (N, C) input",
+                        in -> Normalization.batchNorm(in.get(0), cast(evalMean, in.get(0)), cast(evalVar, in.get(0)),
+                                in.get(1), null, false, 0.1, 1e-5),
+                        new long[] {6, 4}, new long[] {4}),
+                new OpCase("max pooling 3 x 3, stride 2, padding 1, transposed input",
+                        in -> Pooling.maxPool2d(Shapes.transpose(in.get(0), 2, 3), 3, 2, 1), new long[] {2, 3, 9, 11}),
+                new OpCase("average pooling 2 x 2, stride 2, odd image",
+                        in -> Pooling.avgPool2d(in.get(0), 2, 2, 0), new long[] {2, 3, 9, 11}),
                 new OpCase("token relation KL, transposed student views",
                         in -> Distillation.tokenRelationKl(Shapes.transpose(in.get(0), 0, 1), Shapes.transpose(in.get(1), 0, 1),
                                 Shapes.transpose(in.get(2), 0, 1), cast(tq, in.get(0)), cast(tk, in.get(0)), cast(tv, in.get(0))),
@@ -313,7 +426,13 @@ class FusedKernelsTest {
                         in.get(1), null, new int[] {2, 1}, new int[] {1, 1}, new int[] {1, 1}, 2), 2.0),
                         new long[] {1, 2, 4, 3}, new long[] {2, 1, 3, 2}),
                 new OpCase("token relation KL", in -> Distillation.tokenRelationKl(in.get(0), in.get(1), in.get(2), tq, tk, tq),
-                        new long[] {1, 2, 5, 2}, new long[] {1, 2, 5, 2}, new long[] {1, 2, 5, 2}));
+                        new long[] {1, 2, 5, 2}, new long[] {1, 2, 5, 2}, new long[] {1, 2, 5, 2}),
+                new OpCase("batch norm, training", in -> Normalization.batchNorm(in.get(0), null, null, in.get(1), in.get(2),
+                        true, 0.1, 1e-5), new long[] {3, 2, 2}, new long[] {2}, new long[] {2}),
+                new OpCase("max pooling, cubed (its third derivative is not zero)", in -> Elementwise.pow(
+                        Pooling.maxPool2d(in.get(0), 3, 2, 1), 3.0), new long[] {1, 2, 5, 4}),
+                new OpCase("average pooling, cubed", in -> Elementwise.pow(Pooling.avgPool2d(in.get(0), 2, 1, 1), 3.0),
+                        new long[] {1, 2, 3, 4}));
         for (OpCase c : cases) {
             List<Tensor> inputs = new ArrayList<>();
             for (long[] shape : c.shapes()) inputs.add(gen.normal(DType.FLOAT64, shape).requiresGrad(true));
@@ -360,11 +479,17 @@ class FusedKernelsTest {
                 new int[] {1, 1}, 2)));
         assertEquals("fused_attention", producer(Attention.scaledDotProductAttention(q, q, q, null)));
         assertEquals("fused_layer_norm", producer(Normalization.layerNorm(q, new long[] {4}, null, null, 1e-5)));
+        assertEquals("fused_batch_norm", producer(Normalization.batchNorm(x, null, null, null, null, true, 0.1, 1e-5)));
+        assertEquals("fused_max_pool2d", producer(Pooling.maxPool2d(x, 2, 2, 0)));
+        assertEquals("fused_avg_pool2d", producer(Pooling.avgPool2d(x, 2, 2, 0)));
         try (var off = Fusion.disabled()) {
             assertEquals("matmul", producer(Convolution.conv2d(x, w, null, new int[] {1, 1}, new int[] {1, 1},
                     new int[] {1, 1}, 2)));
             assertEquals("matmul", producer(Attention.scaledDotProductAttention(q, q, q, null)));
             assertEquals("mul", producer(Normalization.layerNorm(q, new long[] {4}, null, null, 1e-5)));
+            assertEquals("mul", producer(Normalization.batchNorm(x, null, null, null, null, true, 0.1, 1e-5)));
+            assertEquals("max", producer(Pooling.maxPool2d(x, 2, 2, 0)));
+            assertEquals("div", producer(Pooling.avgPool2d(x, 2, 2, 0)));
         }
     }
 

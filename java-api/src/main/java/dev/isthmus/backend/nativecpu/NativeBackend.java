@@ -1047,6 +1047,147 @@ public final class NativeBackend implements Backend {
         REF.layerNormBackward(gradOut, x, mean, rstd, weight, gradX, gradWeight, gradBias);
     }
 
+    @Override public void batchNormForward(Strided x, Strided weight, Strided bias, Strided runningMean,
+                                           Strided runningVar, boolean training, double momentum, double eps,
+                                           Strided out, Strided mean, Strided rstd) {
+        String op = "fused_batch_norm";
+        for (Strided s : new Strided[] {x, out, mean, rstd}) Layouts.check(op, "operand", s);
+        for (Strided s : new Strided[] {weight, bias, runningMean, runningVar}) if (s != null) Layouts.check(op, "operand", s);
+        if (x.rank() != 3) throw contract(op, "x must be (N, C, S)", x);
+        long n = x.shape()[0], c = x.shape()[1], s = x.shape()[2];
+        checkShape(op, "out", out, n, c, s);
+        for (Strided t : new Strided[] {mean, rstd, weight, bias, runningMean, runningVar}) checkShape(op, "a per-channel operand", t, c);
+        if ((runningMean == null) != (runningVar == null)) throw contract(op, "needs both running statistics or neither", x);
+        if (!training && runningMean == null) throw contract(op, "evaluation needs the running statistics", x);
+        List<Strided> outs = new ArrayList<>(List.of(out, mean, rstd));
+        List<Strided> ins = new ArrayList<>(Arrays.asList(x, weight, bias));
+        // The running statistics are updated in place in training, only read in evaluation.
+        if (runningMean != null) (training ? outs : ins).addAll(List.of(runningMean, runningVar));
+        String why = training && n * s == 0 ? "an empty batch"
+                : fusedProblem(outs.toArray(Strided[]::new), ins.toArray(Strided[]::new));
+        if (why == null) {
+            long[] dims = {n, c, s, x.offset(), offset(weight), offset(bias), offset(runningMean), offset(runningVar),
+                    out.offset(), mean.offset(), rstd.offset()};
+            try (Arena a = Arena.ofConfined()) {
+                status(op, (int) NativeBindings.BATCH_NORM_FORWARD.invokeExact(dt(x), Layouts.longs(a, dims),
+                        training ? 1 : 0, momentum, eps, seg(x), segOrNull(weight), segOrNull(bias), segOrNull(runningMean),
+                        segOrNull(runningVar), seg(out), seg(mean), seg(rstd)));
+            } catch (Throwable t) {
+                throw rethrow(t);
+            }
+            return;
+        }
+        fallback(op, why);
+        REF.batchNormForward(x, weight, bias, runningMean, runningVar, training, momentum, eps, out, mean, rstd);
+    }
+
+    @Override public void batchNormBackward(Strided gradOut, Strided x, Strided mean, Strided rstd, Strided weight,
+                                            boolean training, Strided gradX, Strided gradWeight, Strided gradBias) {
+        String op = "fused_batch_norm_backward";
+        for (Strided s : new Strided[] {gradOut, x, mean, rstd}) Layouts.check(op, "operand", s);
+        for (Strided s : new Strided[] {weight, gradX, gradWeight, gradBias}) if (s != null) Layouts.check(op, "operand", s);
+        if (x.rank() != 3) throw contract(op, "x must be (N, C, S)", x);
+        long n = x.shape()[0], c = x.shape()[1], s = x.shape()[2];
+        checkShape(op, "gradOut", gradOut, n, c, s);
+        checkShape(op, "gradX", gradX, n, c, s);
+        for (Strided t : new Strided[] {mean, rstd, weight, gradWeight, gradBias}) checkShape(op, "a per-channel operand", t, c);
+        List<Strided> outs = new ArrayList<>();
+        for (Strided t : new Strided[] {gradX, gradWeight, gradBias}) if (t != null) outs.add(t);
+        if (outs.isEmpty()) return;
+        String why = fusedProblem(outs.toArray(Strided[]::new), gradOut, x, mean, rstd, weight);
+        if (why == null) {
+            long[] dims = {n, c, s, gradOut.offset(), x.offset(), mean.offset(), rstd.offset(), offset(weight),
+                    offset(gradX), offset(gradWeight), offset(gradBias)};
+            try (Arena a = Arena.ofConfined()) {
+                status(op, (int) NativeBindings.BATCH_NORM_BACKWARD.invokeExact(dt(x), Layouts.longs(a, dims),
+                        training ? 1 : 0, seg(gradOut), seg(x), seg(mean), seg(rstd), segOrNull(weight), segOrNull(gradX),
+                        segOrNull(gradWeight), segOrNull(gradBias)));
+            } catch (Throwable t) {
+                throw rethrow(t);
+            }
+            return;
+        }
+        fallback(op, why);
+        REF.batchNormBackward(gradOut, x, mean, rstd, weight, training, gradX, gradWeight, gradBias);
+    }
+
+    @Override public void maxPool2d(Kernels.Window g, Strided x, Strided out, Strided indices) {
+        String op = "max_pool2d";
+        long[] geo = poolGeometry(op, g, x, out, x, out, indices);
+        checkShape(op, "indices", indices, out.shape());
+        if (indices.dtype() != DType.INT64) throw contract(op, "indices must be int64", indices);
+        if (out.numel() == 0) return;
+        String why = fusedProblem(new Strided[] {out}, x);
+        if (why == null) why = indicesProblem(indices, true, x, out);
+        if (why == null) {
+            try (Arena a = Arena.ofConfined()) {
+                status(op, (int) NativeBindings.MAX_POOL2D.invokeExact(dt(x), Layouts.longs(a, geo), seg(x), seg(out),
+                        seg(indices)));
+            } catch (Throwable t) {
+                throw rethrow(t);
+            }
+            return;
+        }
+        fallback(op, why);
+        REF.maxPool2d(g, x, out, indices);
+    }
+
+    @Override public void maxPool2dBackward(Kernels.Window g, Strided gradOut, Strided indices, Strided gradInput) {
+        String op = "max_pool2d_backward";
+        long[] geo = poolGeometry(op, g, gradInput, gradOut, gradOut, indices, gradInput);
+        checkShape(op, "indices", indices, gradOut.shape());
+        if (indices.dtype() != DType.INT64) throw contract(op, "indices must be int64", indices);
+        if (gradInput.numel() == 0) return;
+        String why = fusedProblem(new Strided[] {gradInput}, gradOut);
+        if (why == null) why = indicesProblem(indices, false, gradInput);
+        if (why == null) {
+            try (Arena a = Arena.ofConfined()) {
+                status(op, (int) NativeBindings.MAX_POOL2D_BACKWARD.invokeExact(dt(gradInput), Layouts.longs(a, geo),
+                        seg(gradOut), seg(indices), seg(gradInput)));
+            } catch (Throwable t) {
+                throw rethrow(t);
+            }
+            return;
+        }
+        fallback(op, why);
+        REF.maxPool2dBackward(g, gradOut, indices, gradInput);
+    }
+
+    @Override public void avgPool2d(Kernels.Window g, Strided x, Strided out) {
+        String op = "avg_pool2d";
+        long[] geo = poolGeometry(op, g, x, out, x, out);
+        if (out.numel() == 0) return;
+        String why = fusedProblem(new Strided[] {out}, x);
+        if (why == null) {
+            try (Arena a = Arena.ofConfined()) {
+                status(op, (int) NativeBindings.AVG_POOL2D.invokeExact(dt(x), Layouts.longs(a, geo), seg(x), seg(out)));
+            } catch (Throwable t) {
+                throw rethrow(t);
+            }
+            return;
+        }
+        fallback(op, why);
+        REF.avgPool2d(g, x, out);
+    }
+
+    @Override public void avgPool2dBackward(Kernels.Window g, Strided gradOut, Strided gradInput) {
+        String op = "avg_pool2d_backward";
+        long[] geo = poolGeometry(op, g, gradInput, gradOut, gradOut, gradInput);
+        if (gradInput.numel() == 0) return;
+        String why = fusedProblem(new Strided[] {gradInput}, gradOut);
+        if (why == null) {
+            try (Arena a = Arena.ofConfined()) {
+                status(op, (int) NativeBindings.AVG_POOL2D_BACKWARD.invokeExact(dt(gradInput), Layouts.longs(a, geo),
+                        seg(gradOut), seg(gradInput)));
+            } catch (Throwable t) {
+                throw rethrow(t);
+            }
+            return;
+        }
+        fallback(op, why);
+        REF.avgPool2dBackward(g, gradOut, gradInput);
+    }
+
     @Override public void tokenRelationKl(Strided qs, Strided ks, Strided vs, Strided qt, Strided kt, Strided vt,
                                           Strided loss) {
         String op = "token_relation_kl";
@@ -1207,6 +1348,37 @@ public final class NativeBackend implements Backend {
         }
         return new long[] {is[0], is[1], is[2], is[3], fs[2], fs[3], sh, sw, ph, pw, oh, ow, first.offset(),
                 second.offset(), third.offset()};
+    }
+
+    /**
+     * Checks a pooling call's image (N, C, H, W) and pooled (N, C, outH, outW) operands against the
+     * window (dilation 1, padding at most half the kernel), and returns the geometry C reads: [N, C,
+     * H, W, kh, kw, sh, sw, ph, pw, outH, outW] and the offsets of the operands, in call order.
+     */
+    private static long[] poolGeometry(String op, Kernels.Window g, Strided image, Strided pooled, Strided... operands) {
+        for (Strided s : operands) Layouts.check(op, "operand", s);
+        if (g.dh() != 1 || g.dw() != 1 || g.kh() < 1 || g.kw() < 1 || g.sh() < 1 || g.sw() < 1 || g.ph() < 0
+                || g.pw() < 0 || 2 * g.ph() > g.kh() || 2 * g.pw() > g.kw() || g.h() + 2L * g.ph() < g.kh()
+                || g.w() + 2L * g.pw() < g.kw()) {
+            throw contract(op, "invalid pooling window " + g, operands);
+        }
+        checkShape(op, "the image", image, g.imageShape());
+        checkShape(op, "the pooled output", pooled, g.n(), g.c(), g.outH(), g.outW());
+        long[] geo = Arrays.copyOf(new long[] {g.n(), g.c(), g.h(), g.w(), g.kh(), g.kw(), g.sh(), g.sw(), g.ph(), g.pw(),
+                g.outH(), g.outW()}, 12 + operands.length);
+        for (int i = 0; i < operands.length; i++) geo[12 + i] = operands[i].offset();
+        return geo;
+    }
+
+    /**
+     * Why int64 indices cannot go to C, or null: they must be contiguous native memory (writable when
+     * the kernel writes them) that overlaps none of {@code others}.
+     */
+    private static String indicesProblem(Strided indices, boolean written, Strided... others) {
+        if (!indices.isContiguous()) return "non-contiguous indices";
+        if (written ? !Layouts.writable(indices) : !Layouts.readable(indices)) return "index memory is read-only or on the heap";
+        for (Strided o : others) if (o.numel() > 0 && Layouts.overlaps(indices, o)) return "the indices overlap another operand";
+        return null;
     }
 
     /**

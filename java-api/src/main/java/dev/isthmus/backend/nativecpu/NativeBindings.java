@@ -132,7 +132,7 @@ final class NativeBindings {
     /** () bytes in the cache of free blocks */
     static final MethodHandle ALLOC_CACHED = isthmus("isthmus_alloc_cached", FunctionDescriptor.of(JAVA_LONG));
 
-    // ---- libisthmus: fused kernels (dwconv.c, layernorm.c, adam.c) and softmax's gradient --------
+    // ---- libisthmus: fused kernels (dwconv.c, layernorm.c, batchnorm.c, pool.c, adam.c) and softmax's gradient
 
     /** (dt, geo, x, w, out) */
     static final MethodHandle DWCONV2D = isthmus("isthmus_dwconv2d",
@@ -151,6 +151,26 @@ final class NativeBindings {
     static final MethodHandle LAYER_NORM_BACKWARD = isthmus("isthmus_layer_norm_backward",
             FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS,
                     ADDRESS, ADDRESS));
+    /** (dt, dims, training, momentum, eps, x, weight, bias, runningMean, runningVar, out, mean, rstd) */
+    static final MethodHandle BATCH_NORM_FORWARD = isthmus("isthmus_batch_norm_forward",
+            FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT, JAVA_DOUBLE, JAVA_DOUBLE, ADDRESS, ADDRESS,
+                    ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS));
+    /** (dt, dims, training, gradOut, x, mean, rstd, weight, gradX, gradWeight, gradBias) */
+    static final MethodHandle BATCH_NORM_BACKWARD = isthmus("isthmus_batch_norm_backward",
+            FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS,
+                    ADDRESS, ADDRESS, ADDRESS));
+    /** (dt, geo, x, out, indices) */
+    static final MethodHandle MAX_POOL2D = isthmus("isthmus_max_pool2d",
+            FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS));
+    /** (dt, geo, gradOut, indices, gradInput) */
+    static final MethodHandle MAX_POOL2D_BACKWARD = isthmus("isthmus_max_pool2d_backward",
+            FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS));
+    /** (dt, geo, x, out) */
+    static final MethodHandle AVG_POOL2D = isthmus("isthmus_avg_pool2d",
+            FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS));
+    /** (dt, geo, gradOut, gradInput) */
+    static final MethodHandle AVG_POOL2D_BACKWARD = isthmus("isthmus_avg_pool2d_backward",
+            FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS));
     /** (dt, n, offs, hyper, decoupled, param, grad, m, v) */
     static final MethodHandle ADAM_UPDATE = isthmus("isthmus_adam_update",
             FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG, ADDRESS, ADDRESS, JAVA_INT, ADDRESS, ADDRESS, ADDRESS,

@@ -285,6 +285,33 @@ public final class ReferenceBackend implements Backend {
         ReferenceFused.layerNormBackward(gradOut, x, mean, rstd, weight, gradX, gradWeight, gradBias);
     }
 
+    @Override public void batchNormForward(Strided x, Strided weight, Strided bias, Strided runningMean,
+                                           Strided runningVar, boolean training, double momentum, double eps,
+                                           Strided out, Strided mean, Strided rstd) {
+        ReferenceFused.batchNormForward(x, weight, bias, runningMean, runningVar, training, momentum, eps, out, mean, rstd);
+    }
+
+    @Override public void batchNormBackward(Strided gradOut, Strided x, Strided mean, Strided rstd, Strided weight,
+                                            boolean training, Strided gradX, Strided gradWeight, Strided gradBias) {
+        ReferenceFused.batchNormBackward(gradOut, x, mean, rstd, weight, training, gradX, gradWeight, gradBias);
+    }
+
+    @Override public void maxPool2d(Kernels.Window g, Strided x, Strided out, Strided indices) {
+        ReferenceFused.maxPool2d(g, x, out, indices);
+    }
+
+    @Override public void maxPool2dBackward(Kernels.Window g, Strided gradOut, Strided indices, Strided gradInput) {
+        ReferenceFused.maxPool2dBackward(g, gradOut, indices, gradInput);
+    }
+
+    @Override public void avgPool2d(Kernels.Window g, Strided x, Strided out) {
+        ReferenceFused.avgPool2d(g, x, out);
+    }
+
+    @Override public void avgPool2dBackward(Kernels.Window g, Strided gradOut, Strided gradInput) {
+        ReferenceFused.avgPool2dBackward(g, gradOut, gradInput);
+    }
+
     @Override public void tokenRelationKl(Strided qs, Strided ks, Strided vs, Strided qt, Strided kt, Strided vt,
                                           Strided loss) {
         ReferenceFused.tokenRelationKl(qs, ks, vs, qt, kt, vt, loss);

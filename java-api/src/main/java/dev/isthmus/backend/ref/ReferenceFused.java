@@ -1,7 +1,10 @@
 package dev.isthmus.backend.ref;
 
+import dev.isthmus.backend.Kernels;
 import dev.isthmus.backend.Storage;
 import dev.isthmus.backend.Strided;
+
+import java.util.function.IntConsumer;
 
 /**
  * The fused kernels of the reference backend (see the "fused kernels" section of
@@ -194,6 +197,145 @@ final class ReferenceFused {
         write(gradX, gx);
         if (gradWeight != null) write(gradWeight, gw);
         if (gradBias != null) write(gradBias, gb);
+    }
+
+    // ---- batch norm ------------------------------------------------------------------------------
+
+    /** Visits the positions of channel ch's values in the dense (N, C, S) array, in order. */
+    private static void forEachInChannel(long[] shape, int ch, IntConsumer v) {
+        int n = (int) shape[0], c = (int) shape[1], s = (int) shape[2];
+        for (int i = 0; i < n; i++)
+            for (int e = 0; e < s; e++) v.accept((i * c + ch) * s + e);
+    }
+
+    static void batchNormForward(Strided x, Strided weight, Strided bias, Strided runningMean, Strided runningVar,
+                                 boolean training, double momentum, double eps, Strided out, Strided mean,
+                                 Strided rstd) {
+        long[] shape = x.shape();
+        int c = (int) shape[1];
+        double count = (double) shape[0] * shape[2];
+        double[] xs = read(x), w = weight == null ? null : read(weight), b = bias == null ? null : read(bias);
+        double[] rm = runningMean == null ? null : read(runningMean), rv = runningVar == null ? null : read(runningVar);
+        double[] ys = new double[xs.length], mu = new double[c], rs = new double[c];
+        for (int ch = 0; ch < c; ch++) {
+            int k = ch;
+            if (training) {
+                double[] sum = {0, 0};
+                forEachInChannel(shape, ch, i -> sum[0] += xs[i]);
+                mu[ch] = sum[0] / count;
+                forEachInChannel(shape, ch, i -> sum[1] += (xs[i] - mu[k]) * (xs[i] - mu[k]));
+                rs[ch] = 1 / Math.sqrt(sum[1] / count + eps);
+                if (rm != null) {
+                    rm[ch] = (1 - momentum) * rm[ch] + momentum * mu[ch];
+                    rv[ch] = (1 - momentum) * rv[ch] + momentum * sum[1] / (count - 1);
+                }
+            } else {
+                mu[ch] = rm[ch];
+                rs[ch] = 1 / Math.sqrt(rv[ch] + eps);
+            }
+            forEachInChannel(shape, ch, i -> {
+                double y = (xs[i] - mu[k]) * rs[k];
+                if (w != null) y *= w[k];
+                if (b != null) y += b[k];
+                ys[i] = y;
+            });
+        }
+        write(out, ys);
+        write(mean, mu);
+        write(rstd, rs);
+        if (training && rm != null) {
+            write(runningMean, rm);
+            write(runningVar, rv);
+        }
+    }
+
+    static void batchNormBackward(Strided gradOut, Strided x, Strided mean, Strided rstd, Strided weight,
+                                  boolean training, Strided gradX, Strided gradWeight, Strided gradBias) {
+        long[] shape = x.shape();
+        int c = (int) shape[1];
+        double count = (double) shape[0] * shape[2];
+        double[] go = read(gradOut), xs = read(x), mu = read(mean), rs = read(rstd);
+        double[] w = weight == null ? null : read(weight);
+        double[] gx = new double[xs.length], gw = new double[c], gb = new double[c];
+        for (int ch = 0; ch < c; ch++) {
+            int k = ch;
+            forEachInChannel(shape, ch, i -> {
+                gb[k] += go[i];
+                gw[k] += go[i] * (xs[i] - mu[k]) * rs[k];
+            });
+            double scale = rs[ch] * (w == null ? 1 : w[ch]);
+            forEachInChannel(shape, ch, i -> gx[i] = training
+                    ? scale * (go[i] - gb[k] / count - (xs[i] - mu[k]) * rs[k] * gw[k] / count)
+                    : scale * go[i]);
+        }
+        if (gradX != null) write(gradX, gx);
+        if (gradWeight != null) write(gradWeight, gw);
+        if (gradBias != null) write(gradBias, gb);
+    }
+
+    // ---- pooling ---------------------------------------------------------------------------------
+
+    @FunctionalInterface
+    private interface WindowVisitor { void visit(int out, int in, boolean first); }
+
+    /**
+     * Visits, output by output, the positions of each pooling window that lie inside the image, in
+     * window order (row by row), as row-major positions in the dense (N, C, outH, outW) and (N, C, H,
+     * W) arrays; {@code first} marks the first position of each window.
+     */
+    private static void forEachWindow(Kernels.Window g, WindowVisitor v) {
+        int h = (int) g.h(), w = (int) g.w(), oh = (int) g.outH(), ow = (int) g.outW();
+        for (int plane = 0; plane < g.n() * g.c(); plane++)
+            for (int y = 0; y < oh; y++)
+                for (int x = 0; x < ow; x++) {
+                    int out = (plane * oh + y) * ow + x;
+                    boolean first = true;
+                    for (int iy = Math.max(y * g.sh() - g.ph(), 0); iy < Math.min(y * g.sh() - g.ph() + g.kh(), h); iy++)
+                        for (int ix = Math.max(x * g.sw() - g.pw(), 0); ix < Math.min(x * g.sw() - g.pw() + g.kw(), w); ix++) {
+                            v.visit(out, (plane * h + iy) * w + ix, first);
+                            first = false;
+                        }
+                }
+    }
+
+    static void maxPool2d(Kernels.Window g, Strided x, Strided out, Strided indices) {
+        double[] xs = read(x), ys = new double[size(out)], at = new double[ys.length];
+        long plane = g.h() * g.w();
+        forEachWindow(g, (o, i, first) -> {
+            // The first maximum; a NaN wins, and once one has, nothing replaces it.
+            if (first || xs[i] > ys[o] || (Double.isNaN(xs[i]) && !Double.isNaN(ys[o]))) {
+                ys[o] = xs[i];
+                at[o] = i % plane;
+            }
+        });
+        write(out, ys);
+        write(indices, at);
+    }
+
+    static void maxPool2dBackward(Kernels.Window g, Strided gradOut, Strided indices, Strided gradInput) {
+        double[] gy = read(gradOut), at = read(indices), gx = new double[size(gradInput)];
+        long plane = g.h() * g.w(), pooled = g.outH() * g.outW();
+        for (int o = 0; o < at.length; o++) {
+            if (!(at[o] >= 0 && at[o] < plane)) {
+                throw new IndexOutOfBoundsException("max_pool2d_backward: index " + (long) at[o] + " of output " + o
+                        + " is outside its plane of " + plane + " elements (nothing was written)");
+            }
+        }
+        for (int o = 0; o < at.length; o++) gx[(int) (o / pooled * plane + (long) at[o])] += gy[o];
+        write(gradInput, gx);
+    }
+
+    static void avgPool2d(Kernels.Window g, Strided x, Strided out) {
+        double[] xs = read(x), ys = new double[size(out)];
+        forEachWindow(g, (o, i, first) -> ys[o] += xs[i]);
+        for (int o = 0; o < ys.length; o++) ys[o] /= g.kh() * g.kw();
+        write(out, ys);
+    }
+
+    static void avgPool2dBackward(Kernels.Window g, Strided gradOut, Strided gradInput) {
+        double[] gy = read(gradOut), gx = new double[size(gradInput)];
+        forEachWindow(g, (o, i, first) -> gx[i] += gy[o] / (g.kh() * g.kw()));
+        write(gradInput, gx);
     }
 
     // ---- token-relation KL -----------------------------------------------------------------------
