@@ -50,6 +50,7 @@ public final class Normalization {
             throw Checks.error(op, "evaluation needs the running mean and variance", x);
         }
         if (!(momentum >= 0 && momentum <= 1)) throw Checks.error(op, "momentum " + momentum + " is not in [0, 1]", x);
+        FlopCounter.count(BATCH_NORM, x.numel() * ((training ? 4 : 1) + (weight == null ? 0 : 1)));
         long[] channel = channelShape(x);
         if (!training) {
             Tensor y = mul(sub(x, reshape(runningMean, channel)), rsqrt(add(reshape(runningVar, channel), eps)));
@@ -84,6 +85,7 @@ public final class Normalization {
             }
         }
         checkEps(op, eps, x);
+        FlopCounter.count(LAYER_NORM, x.numel() * (weight == null ? 4 : 5));
         if (k == 1 && Fusion.isEnabled()) {
             long d = normalizedShape[0], rows = x.numel() / Math.max(d, 1);
             Tensor rowsOfX = Shapes.contiguous(reshape(x, rows, d));
@@ -141,6 +143,7 @@ public final class Normalization {
         }
         checkPerChannel(op, x, weight, bias);
         checkEps(op, eps, x);
+        FlopCounter.count(GROUP_NORM, x.numel() * (weight == null ? 4 : 5));
         long n = x.size(0), perGroup = x.numel() / Math.max(n * groups, 1);
         Tensor y = reshape(standardize(reshape(x, n, groups, perGroup), new int[] {2}, eps), x.shape());
         return affine(y, weight, bias, channelShape(x));
