@@ -135,8 +135,9 @@ public final class Emo extends Module {
         // MSPatchEmb with one dilation (convs.0.{0: conv, 1: norm}), then one pure-convolution block.
         Sequential embedding = new Sequential().add("convs", new Sequential(new Sequential(
                 new Conv2d(3, stem, 3, 2, 1, 1, 1, true, gen), new BatchNorm2d(stem, Norm.EPS, 0.1, true, true), new Identity())));
-        Irmb stemBlock = new Irmb(new Irmb.Config(stem, stem, false, false, 1, specs.getFirst().norm(), specs.getFirst().act(),
-                false, specs.getFirst().dwKernel(), 1, 1, specs.getFirst().dimHead(), config.window(), false, config.attnPre(), 0), gen);
+        Stage first = specs.getFirst();
+        Irmb stemBlock = new Irmb(new Irmb.Config(stem, stem, false, false, 1, first.norm(), first.act(), false,
+                first.dwKernel(), 1, 1, first.dimHead(), config.window(), false, config.attnPre(), 0), gen);
         stages.add(registerModule("stage0", new ModuleList<>(embedding, stemBlock)));
         int width = stem, index = 0;
         for (int i = 0; i < specs.size(); i++) {

@@ -123,20 +123,18 @@ public final class Irmb extends Module {
         Tensor padded = padBottom + padRight > 0 ? Shapes.pad(x, new long[] {0, padRight, 0, padBottom}, 0) : x;
         long n1 = padded.size(2) / wh, n2 = padded.size(3) / ww;
         Tensor grouped = toGroups(padded, n1, n2);
-        long groups = grouped.size(0), c = grouped.size(1), tokens = wh * ww;
+        long groups = grouped.size(0), tokens = wh * ww;
         int heads = config.heads();
-        Tensor qkv = reshape(qk.forward(grouped), groups, 2, heads, config.dimHead(), tokens);
-        Tensor q = headsLast(Shapes.squeeze(Shapes.narrow(qkv, 1, 0, 1), 1)), k = headsLast(Shapes.squeeze(Shapes.narrow(qkv, 1, 1, 1), 1));
-        double scale = 1 / Math.sqrt(config.dimHead());
-        Tensor mixed;
-        if (config.attnPre()) {
-            Tensor values = headsLast(reshape(grouped, groups, heads, c / heads, tokens));
-            mixed = v.forward(tokensToMap(Attention.scaledDotProductAttention(q, k, values, null, scale), wh, ww));
-        } else {
-            Tensor projected = v.forward(grouped);
-            Tensor values = headsLast(reshape(projected, groups, heads, projected.size(1) / heads, tokens));
-            mixed = tokensToMap(Attention.scaledDotProductAttention(q, k, values, null, scale), wh, ww);
-        }
+        Tensor qkHeads = reshape(qk.forward(grouped), groups, 2, heads, config.dimHead(), tokens);
+        Tensor queries = headsLast(Shapes.squeeze(Shapes.narrow(qkHeads, 1, 0, 1), 1));
+        Tensor keys = headsLast(Shapes.squeeze(Shapes.narrow(qkHeads, 1, 1, 1), 1));
+        // The values: the input itself (attnPre, then v projects the result), or v's output.
+        Tensor source = config.attnPre() ? grouped : v.forward(grouped);
+        Tensor values = headsLast(reshape(source, groups, heads, source.size(1) / heads, tokens));
+        Tensor attended = Attention.scaledDotProductAttention(queries, keys, values, null, 1 / Math.sqrt(config.dimHead()));
+        // Back from (G, heads, tokens, d) to a map of groups (G, heads·d, wh, ww).
+        Tensor mixed = reshape(headsLast(attended), groups, source.size(1), wh, ww);
+        if (config.attnPre()) mixed = v.forward(mixed);
         Tensor map = fromGroups(mixed, n1, n2);
         return padBottom + padRight > 0 ? Shapes.narrow(Shapes.narrow(map, 2, 0, h), 3, 0, w) : map;
     }
@@ -156,11 +154,6 @@ public final class Irmb extends Module {
         return reshape(permute(reshape(groups, n, n1, n2, c, wh, ww), 0, 3, 4, 1, 5, 2), n, c, wh * n1, ww * n2);
     }
 
-    /** (G, heads, dimHead, tokens) to the attention's layout (G, heads, tokens, dimHead). */
+    /** (G, heads, d, tokens) to the attention's layout (G, heads, tokens, d), and back. */
     private static Tensor headsLast(Tensor t) { return transpose(t, -1, -2); }
-
-    /** The attention's output (G, heads, tokens, d) back to a map (G, heads·d, wh, ww). */
-    private static Tensor tokensToMap(Tensor t, long wh, long ww) {
-        return reshape(transpose(t, -1, -2), t.size(0), t.size(1) * t.size(3), wh, ww);
-    }
 }
