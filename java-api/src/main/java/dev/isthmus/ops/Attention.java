@@ -11,7 +11,7 @@ import static dev.isthmus.ops.Elementwise.add;
 import static dev.isthmus.ops.Elementwise.compare;
 import static dev.isthmus.ops.Elementwise.mul;
 import static dev.isthmus.ops.Elementwise.where;
-import static dev.isthmus.ops.LinearAlgebra.matmul;
+import static dev.isthmus.ops.LinearAlgebra.product;
 
 /**
  * Attention. Its definition is a composite of matmul and softmax ({@link #attentionComposite}); while
@@ -43,6 +43,8 @@ public final class Attention {
     public static Tensor scaledDotProductAttention(Tensor q, Tensor k, Tensor v, Tensor bias, double scale) {
         long[] batch = checkArguments(q, k, v, bias, scale);
         double factor = Double.isNaN(scale) ? 1 / Math.sqrt(q.size(-1)) : scale;
+        // Its two products, q kᵀ and p v: batches · Lq · Lk · (d + dv) multiply-adds.
+        FlopCounter.count(SCALED_DOT_PRODUCT_ATTENTION, Strided.numel(batch) * q.size(-2) * k.size(-2) * (q.size(-1) + v.size(-1)));
         if (!Fusion.isEnabled()) return attentionComposite(q, k, v, bias, factor);
         // The fused kernel takes (B, L, d) operands: broadcast the batch dims and flatten them into B.
         // The bias stays a view where it can (stride 0 on the dims it is broadcast over).
@@ -61,9 +63,9 @@ public final class Attention {
 
     /** The definition of attention, on checked arguments with the scale resolved. */
     private static Tensor attentionComposite(Tensor q, Tensor k, Tensor v, Tensor bias, double scale) {
-        Tensor scores = mul(matmul(q, Shapes.transpose(k, -1, -2)), scale);
+        Tensor scores = mul(product(q, Shapes.transpose(k, -1, -2)), scale);
         if (bias != null) scores = add(scores, bias);
-        return matmul(softmaxOfUnmaskedRows(scores), v);
+        return product(softmaxOfUnmaskedRows(scores), v);
     }
 
     /**

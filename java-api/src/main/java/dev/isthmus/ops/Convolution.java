@@ -6,7 +6,7 @@ import dev.isthmus.tensor.Tensor;
 import java.util.Arrays;
 import java.util.List;
 
-import static dev.isthmus.ops.LinearAlgebra.matmul;
+import static dev.isthmus.ops.LinearAlgebra.product;
 import static dev.isthmus.ops.Shapes.reshape;
 
 /**
@@ -95,6 +95,7 @@ public final class Convolution {
         Window g = window(op, x.shape(), kernel, stride, padding, dilation, x, weight);
         boolean depthwise = groups == cin && cout == cin && g.dh() == 1 && g.dw() == 1;
         Tensor y = depthwise && Fusion.isEnabled() ? depthwiseConv2d(x, weight, g) : unfoldConv2d(x, weight, g, groups);
+        FlopCounter.count(CONV2D, y.numel() * weight.size(1) * g.kh() * g.kw()); // each output sums Cin/groups·kh·kw products
         return bias == null ? y : Elementwise.add(y, reshape(bias, cout, 1, 1));
     }
 
@@ -108,7 +109,7 @@ public final class Convolution {
         long k = cin / groups * g.kh() * g.kw(), windows = g.outH() * g.outW();
         Tensor columns = reshape(unfold(x, g), n, groups, k, windows);
         Tensor filters = reshape(weight, groups, cout / groups, k);
-        return reshape(matmul(filters, columns), n, cout, g.outH(), g.outW());
+        return reshape(product(filters, columns), n, cout, g.outH(), g.outW());
     }
 
     /**

@@ -22,11 +22,23 @@ public final class LinearAlgebra {
      * vector and that dim is dropped from the result; leading batch dims broadcast.
      */
     public static Tensor matmul(Tensor a, Tensor b) {
+        Tensor out = product(a, b);
+        FlopCounter.count(MATMUL, out.numel() * a.size(-1)); // each output element sums k products
+        return out;
+    }
+
+    /**
+     * {@link #matmul} without counting it in a {@link FlopCounter}: for the ops built on it, which
+     * count their own work under their own names, and for matmul's backward rule, which is not a
+     * forward application.
+     */
+    static Tensor product(Tensor a, Tensor b) {
         String op = MATMUL.name();
         Checks.floating(op, a, b);
         if (a.dim() == 0 || b.dim() == 0) throw Checks.error(op, "operands must have at least one dimension", a, b);
-        if (a.dim() == 1) return Shapes.squeeze(matmul(Shapes.unsqueeze(a, 0), b), -2);
-        if (b.dim() == 1) return Shapes.squeeze(matmul(a, Shapes.unsqueeze(b, 1)), -1);
+        // A vector times a vector is a scalar: then the row dim ends up last, once b's column is gone.
+        if (a.dim() == 1) return Shapes.squeeze(product(Shapes.unsqueeze(a, 0), b), b.dim() == 1 ? -1 : -2);
+        if (b.dim() == 1) return Shapes.squeeze(product(a, Shapes.unsqueeze(b, 1)), -1);
         long m = a.size(-2), k = a.size(-1), n = b.size(-1);
         if (b.size(-2) != k) throw Checks.error(op, "inner dimensions differ (" + k + " vs " + b.size(-2) + ")", a, b);
         long[] batch = Checks.broadcast(op, Arrays.copyOf(a.shape(), a.dim() - 2), Arrays.copyOf(b.shape(), b.dim() - 2));
@@ -38,8 +50,8 @@ public final class LinearAlgebra {
         a.backend().matmul(batched(op, a, batch, batches), batched(op, b, batch, batches),
                 new Strided(out.data(op).storage(), new long[] {batches, m, n}, new long[] {m * n, n, 1}, 0));
         return MATMUL.record(out, g -> new Tensor[] {
-                a.requiresGrad() ? sumTo(matmul(g, transpose(b, -1, -2)), a.shape()) : null,
-                b.requiresGrad() ? sumTo(matmul(transpose(a, -1, -2), g), b.shape()) : null}, a, b);
+                a.requiresGrad() ? sumTo(product(g, transpose(b, -1, -2)), a.shape()) : null,
+                b.requiresGrad() ? sumTo(product(transpose(a, -1, -2), g), b.shape()) : null}, a, b);
     }
 
     /**
@@ -81,7 +93,8 @@ public final class LinearAlgebra {
         String op = LINEAR.name();
         Checks.rank(op, weight, 2);
         if (x.size(-1) != weight.size(1)) throw Checks.error(op, "input features differ from weight's in-features", x, weight);
-        Tensor y = matmul(x, transpose(weight, 0, 1));
+        Tensor y = product(x, transpose(weight, 0, 1));
+        FlopCounter.count(LINEAR, y.numel() * weight.size(1));
         return bias == null ? y : Elementwise.add(y, bias);
     }
 }

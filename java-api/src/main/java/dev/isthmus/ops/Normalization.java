@@ -53,6 +53,7 @@ public final class Normalization {
         }
         if (!(momentum >= 0 && momentum <= 1)) throw Checks.error(op, "momentum " + momentum + " is not in [0, 1]", x);
         if (training && x.numel() / x.size(1) < 2) throw Checks.error(op, "training needs more than one value per channel", x);
+        FlopCounter.count(BATCH_NORM, x.numel() * ((training ? 4 : 1) + (weight == null ? 0 : 1)));
         // The kernels treat running statistics as constants: differentiating them takes the composite.
         boolean statsNeedGradients = !training && (runningMean.requiresGrad() || runningVar.requiresGrad());
         if (Fusion.isEnabled() && !statsNeedGradients) {
@@ -130,6 +131,7 @@ public final class Normalization {
             }
         }
         checkEps(op, eps, x);
+        FlopCounter.count(LAYER_NORM, x.numel() * (weight == null ? 4 : 5));
         if (k == 1 && Fusion.isEnabled()) {
             long d = normalizedShape[0], rows = x.numel() / Math.max(d, 1);
             Tensor rowsOfX = Shapes.contiguous(reshape(x, rows, d));
@@ -187,6 +189,7 @@ public final class Normalization {
         }
         checkPerChannel(op, x, weight, bias);
         checkEps(op, eps, x);
+        FlopCounter.count(GROUP_NORM, x.numel() * (weight == null ? 4 : 5));
         long n = x.size(0), perGroup = x.numel() / Math.max(n * groups, 1);
         Tensor y = reshape(standardize(reshape(x, n, groups, perGroup), new int[] {2}, eps), x.shape());
         return affine(y, weight, bias, channelShape(x));
