@@ -7,12 +7,9 @@ import dev.isthmus.backend.Kernels.Binary;
 import dev.isthmus.backend.Kernels.Reduce;
 import dev.isthmus.backend.Kernels.Unary;
 import dev.isthmus.backend.Strided;
-import dev.isthmus.backend.nativecpu.NativeBackend;
 import dev.isthmus.backend.ref.ReferenceBackend;
 import dev.isthmus.conformance.Buffers.Layout;
 import dev.isthmus.tensor.Generator;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.condition.DisabledIfSystemProperty;
 
@@ -21,7 +18,6 @@ import java.util.ArrayList;
 import java.util.EnumSet;
 import java.util.List;
 import java.util.Set;
-import java.util.function.Consumer;
 
 import static dev.isthmus.conformance.Buffers.assertStoragesClose;
 import static dev.isthmus.conformance.Buffers.assertStoragesIdentical;
@@ -43,38 +39,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  */
 @DisabledIfSystemProperty(named = "isthmus.backend", matches = "reference",
         disabledReason = "the native backend is forced off in this run")
-class NativeKernelsTest {
+class NativeKernelsTest extends NativeKernelTestBase {
     private static final Backend REF = ReferenceBackend.INSTANCE;
-    private static NativeBackend nat;
-    private static List<String> isas;
-
-    @BeforeAll
-    static void load() {
-        nat = Conformance.nativeBackend();
-        isas = new ArrayList<>();
-        for (String isa : List.of("avx512", "avx2", "generic")) if (nat.isaSupported(isa)) isas.add(isa);
-    }
-
-    @AfterAll
-    static void restore() {
-        nat.setIsa("auto");
-        nat.setThreads(Runtime.getRuntime().availableProcessors());
-    }
-
-    /** Runs {@code body} under each instruction set this CPU supports. */
-    private static void eachIsa(Consumer<String> body) { forEachIsa(body); }
-
-    private static void forEachIsa(Consumer<String> body) {
-        try {
-            for (String isa : isas) {
-                nat.setIsa(isa);
-                body.accept(isa);
-            }
-        } finally {
-            nat.setIsa("auto");
-        }
-    }
-
     /** Sizes around the vector widths, and one past the parallel grain with a remainder. */
     private static final long[][] SHAPES = {{1}, {7}, {33}, {3, 5}, {17, 31}, {4, 3, 129}, {181, 191}};
     private static final Set<Unary> EXACT_UNARY = EnumSet.of(Unary.NEG, Unary.ABS, Unary.SIGN, Unary.STEP, Unary.SQRT);
@@ -101,7 +67,7 @@ class NativeKernelsTest {
                             Strided ro = poison(view(a, dt, io[1], shape));
                             Strided fresh = twin(a, ro);
                             REF.unary(kind, x, ro);
-                            eachIsa(isa -> {
+                            forEachIsa(isa -> {
                                 Strided no = twin(a, fresh);
                                 nat.unary(kind, x, no);
                                 assertStoragesClose(isa + " unary " + kind + " " + dt + " " + io[0] + "->" + io[1] + " "
@@ -133,7 +99,7 @@ class NativeKernelsTest {
                                 // pow through libm: glibc's and Java's pow may differ in the last bit
                                 boolean exact = EXACT_BINARY.contains(kind);
                                 double rtol = kind == Binary.POW && dt == DType.INT64 ? 1e-15 : rtol(dt, exact);
-                                eachIsa(isa -> {
+                                forEachIsa(isa -> {
                                     Strided no = twin(a, fresh);
                                     nat.binary(kind, x, y, no);
                                     assertStoragesClose(isa + " binary " + kind + " " + dt + " " + la + "," + lb, ro, no,
@@ -176,7 +142,7 @@ class NativeKernelsTest {
                             Strided ro = poison(view(a, to, io[1], shape));
                             Strided fresh = twin(a, ro);
                             REF.copy(x, ro);
-                            eachIsa(isa -> {
+                            forEachIsa(isa -> {
                                 Strided no = twin(a, fresh);
                                 nat.copy(x, no);
                                 assertStoragesClose(isa + " copy " + from + "->" + to + " " + io[0] + "->" + io[1], ro, no, 0, 0);
@@ -196,7 +162,7 @@ class NativeKernelsTest {
                     Strided ro = poison(view(a, dt, Layout.DENSE, shape));
                     Strided fresh = twin(a, ro);
                     REF.copy(x, ro);
-                    eachIsa(isa -> {
+                    forEachIsa(isa -> {
                         Strided no = twin(a, fresh);
                         nat.copy(x, no);
                         assertStoragesClose(isa + " transposing copy " + dt + " " + java.util.Arrays.toString(shape), ro, no, 0, 0);
@@ -275,8 +241,7 @@ class NativeKernelsTest {
                                         }
                                     }
                             }
-                            nat.setIsa("auto");
-                            nat.setThreads(Runtime.getRuntime().availableProcessors());
+                            restoreDefaults();
                         }
                     }
         }
@@ -349,8 +314,7 @@ class NativeKernelsTest {
                                     }
                                 if (dt == DType.FLOAT32) first = null;
                             }
-                            nat.setIsa("auto");
-                            nat.setThreads(Runtime.getRuntime().availableProcessors());
+                            restoreDefaults();
                         }
                     }
     }
@@ -548,7 +512,7 @@ class NativeKernelsTest {
                         double atol = dt == DType.FLOAT32 ? 2e-5 : 1e-12, rtol = dt == DType.FLOAT32 ? 1e-4 : 1e-9;
                         String what = dt + " attention " + java.util.Arrays.toString(n) + " bias " + kind;
                         long before = nat.fallbacks();
-                        eachIsa(isa -> {
+                        forEachIsa(isa -> {
                             Strided no = poison(view(a, dt, Layout.DENSE, b, lq, dv)), nl = poison(view(a, dt, Layout.DENSE, b, lq));
                             nat.attentionForward(q, k, v, bias, scale, no, nl);
                             assertStoragesClose(isa + " " + what + " out", ro, no, atol, rtol);
@@ -647,7 +611,7 @@ class NativeKernelsTest {
                     double atol = dt == DType.FLOAT32 ? 1e-5 : 1e-12, rtol = dt == DType.FLOAT32 ? 1e-4 : 1e-9;
                     String what = dt + " token relation KL " + java.util.Arrays.toString(c);
                     long before = nat.fallbacks();
-                    eachIsa(isa -> {
+                    forEachIsa(isa -> {
                         Strided nl = poison(view(a, dt, Layout.DENSE));
                         nat.tokenRelationKl(st[0], st[1], st[2], te[0], te[1], te[2], nl);
                         assertStoragesClose(isa + " " + what + " loss", rl, nl, atol, rtol);
@@ -721,7 +685,7 @@ class NativeKernelsTest {
                         poison(view(a, dt, Layout.DENSE, b, lk, dv))};
                 REF.attentionBackward(q, k, v, null, 0.3, ro, rl, go, rg[0], rg[1], rg[2], null);
                 double atol = dt == DType.FLOAT32 ? 2e-5 : 1e-12, rtol = dt == DType.FLOAT32 ? 1e-4 : 1e-9;
-                eachIsa(isa -> {
+                forEachIsa(isa -> {
                     Strided no = poison(twin(a, ro)), nl = poison(twin(a, rl));
                     nat.attentionForward(q, k, v, null, 0.3, no, nl);
                     assertStoragesClose(isa + " " + dt + " attention with NaN inputs: out", ro, no, atol, rtol);
