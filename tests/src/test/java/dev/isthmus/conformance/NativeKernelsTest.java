@@ -451,6 +451,36 @@ class NativeKernelsTest extends NativeKernelTestBase {
                         }
     }
 
+    @Test
+    void matmulGivesTheSameBitsForOneAndTwoThreads() {
+        // Products linalg.c shares across two threads: by blocks of rows (97 > 71), of columns (150 > 40)
+        // and by batch (5 products of 64^3, the grain). Dense operands go to BLAS as they are (so the
+        // batched ones are shared by batch); operands with gaps are packed first, so each product of a
+        // batch is split by rows or columns instead.
+        long[][] dims = {{1, 97, 71, 45}, {2, 40, 150, 47}, {5, 64, 64, 64}};
+        try {
+            for (DType dt : List.of(DType.FLOAT32, DType.FLOAT64))
+                for (long[] d : dims)
+                    for (Layout layout : List.of(Layout.DENSE, Layout.TRANSPOSED, Layout.GAPS)) {
+                        try (Arena a = Arena.ofConfined()) {
+                            long b = d[0], m = d[1], n = d[2], k = d[3];
+                            Generator g = new Generator(m * 7 + n);
+                            Strided x = random(view(a, dt, layout, b, m, k), g, 1, false);
+                            Strided y = random(view(a, dt, layout, b, k, n), g, 1, false);
+                            Strided one = poison(view(a, dt, layout, b, m, n)), two = twin(a, one);
+                            nat.setThreads(1);
+                            nat.matmul(x, y, one);
+                            nat.setThreads(2);
+                            nat.matmul(x, y, two);
+                            assertStoragesIdentical("matmul " + dt + " " + java.util.Arrays.toString(d) + " " + layout
+                                    + ", 2 threads vs 1", one, two);
+                        }
+                    }
+        } finally {
+            restoreDefaults();
+        }
+    }
+
     // ---- fused attention ---------------------------------------------------------------------------
 
     /** The attention biases: none, dense, broadcast views (stride 0), transposed, and -inf masks. */
