@@ -424,6 +424,18 @@ class NativeKernelsTest extends NativeKernelTestBase {
         });
     }
 
+    /**
+     * A product's operands for dims {B, M, N, K}: x (B, M, K) and y (B, K, N) random, the output
+     * (B, M, N) poisoned, each in its layout.
+     */
+    private static Strided[] matmulOperands(Arena a, DType dt, long[] d, Layout la, Layout lb, Layout lo) {
+        long b = d[0], m = d[1], n = d[2], k = d[3];
+        Generator g = new Generator(m * 7 + n);
+        Strided x = random(view(a, dt, la, b, m, k), g, 1, false);
+        Strided y = random(view(a, dt, lb, b, k, n), g, 1, false);
+        return new Strided[] {x, y, poison(view(a, dt, lo, b, m, n))};
+    }
+
     @Test
     void matmulThroughOpenBlasForEveryOperandLayout() {
         // The last three are big enough for linalg.c to share them across threads: by batch (when every
@@ -436,14 +448,12 @@ class NativeKernelsTest extends NativeKernelTestBase {
                     for (Layout lb : Layout.values())
                         for (Layout lo : List.of(Layout.DENSE, Layout.TRANSPOSED, Layout.GAPS)) {
                             try (Arena a = Arena.ofConfined()) {
-                                long b = d[0], m = d[1], n = d[2], k = d[3];
-                                Generator g = new Generator(m * 7 + n);
-                                Strided x = random(view(a, dt, la, b, m, k), g, 1, false);
-                                Strided y = random(view(a, dt, lb, b, k, n), g, 1, false);
-                                Strided ro = poison(view(a, dt, lo, b, m, n)), no = twin(a, ro);
+                                Strided[] xyo = matmulOperands(a, dt, d, la, lb, lo);
+                                Strided x = xyo[0], y = xyo[1], ro = xyo[2], no = twin(a, ro);
                                 REF.matmul(x, y, ro);
                                 nat.matmul(x, y, no);
                                 // float32 BLAS accumulates in float: allow about K roundings of terms of size ~1.
+                                long k = d[3];
                                 double atol = dt == DType.FLOAT32 ? 2e-7 * Math.max(k, 1) * 4 : 1e-13 * Math.max(k, 1);
                                 assertStoragesClose("matmul " + dt + " " + java.util.Arrays.toString(d) + " " + la + "," + lb
                                         + "->" + lo, ro, no, atol, dt == DType.FLOAT32 ? 1e-5 : 1e-12);
@@ -463,11 +473,8 @@ class NativeKernelsTest extends NativeKernelTestBase {
                 for (long[] d : dims)
                     for (Layout layout : List.of(Layout.DENSE, Layout.TRANSPOSED, Layout.GAPS)) {
                         try (Arena a = Arena.ofConfined()) {
-                            long b = d[0], m = d[1], n = d[2], k = d[3];
-                            Generator g = new Generator(m * 7 + n);
-                            Strided x = random(view(a, dt, layout, b, m, k), g, 1, false);
-                            Strided y = random(view(a, dt, layout, b, k, n), g, 1, false);
-                            Strided one = poison(view(a, dt, layout, b, m, n)), two = twin(a, one);
+                            Strided[] xyo = matmulOperands(a, dt, d, layout, layout, layout);
+                            Strided x = xyo[0], y = xyo[1], one = xyo[2], two = twin(a, one);
                             nat.setThreads(1);
                             nat.matmul(x, y, one);
                             nat.setThreads(2);
