@@ -626,18 +626,28 @@ class NativeKernelsTest extends NativeKernelTestBase {
             {2, 3, 7, 5, 4, 1}, {1, 2, 13, 3, 6, 1}, {1, 1, 9, 4, 4, 30}, {1, 2, 49, 16, 64, 1}, {1, 1, 197, 16, 64, 1},
             {2, 1, 33, 20, 21, 1}, {1, 2, 32, 8, 8, 12}, {1, 1, 64, 128, 16, 1}, {3, 1, 1, 2, 3, 1}};
 
+    /**
+     * The student's and the teacher's q, k and v for sizes c as in {@link #RELATION_SIZES}: dense, random
+     * with the row's scale, drawn from {@code g} in turn (student then teacher, q, k, v).
+     */
+    private static Strided[][] relationOperands(Arena a, DType dt, double[] c, Generator g) {
+        long b = (long) c[0], h = (long) c[1], n = (long) c[2], ds = (long) c[3], dtt = (long) c[4];
+        Strided[] st = new Strided[3], te = new Strided[3];
+        for (int i = 0; i < 3; i++) {
+            st[i] = random(view(a, dt, Layout.DENSE, b, h, n, ds), g, c[5], false);
+            te[i] = random(view(a, dt, Layout.DENSE, b, h, n, dtt), g, c[5], false);
+        }
+        return new Strided[][] {st, te};
+    }
+
     @Test
     void tokenRelationKlMatchesTheReferenceOnEveryIsa() {
         for (DType dt : List.of(DType.FLOAT32, DType.FLOAT64))
             for (double[] c : RELATION_SIZES) {
                 try (Arena a = Arena.ofConfined()) {
-                    long b = (long) c[0], h = (long) c[1], n = (long) c[2], ds = (long) c[3], dtt = (long) c[4];
-                    Generator g = new Generator(n * 7 + ds);
-                    Strided[] st = new Strided[3], te = new Strided[3];
-                    for (int i = 0; i < 3; i++) {
-                        st[i] = random(view(a, dt, Layout.DENSE, b, h, n, ds), g, c[5], false);
-                        te[i] = random(view(a, dt, Layout.DENSE, b, h, n, dtt), g, c[5], false);
-                    }
+                    long b = (long) c[0], h = (long) c[1], n = (long) c[2], ds = (long) c[3];
+                    Strided[][] qkv = relationOperands(a, dt, c, new Generator(n * 7 + ds));
+                    Strided[] st = qkv[0], te = qkv[1];
                     Strided gl = view(a, dt, Layout.DENSE);
                     gl.storage().setDouble(0, 1.7);
                     Strided rl = poison(view(a, dt, Layout.DENSE));
@@ -670,13 +680,9 @@ class NativeKernelsTest extends NativeKernelTestBase {
             for (double[] c : sizes) {
                 try (Arena a = Arena.ofConfined()) {
                     DType dt = DType.FLOAT32;
-                    long b = (long) c[0], h = (long) c[1], n = (long) c[2], ds = (long) c[3], dtt = (long) c[4];
-                    Generator g = new Generator(n);
-                    Strided[] st = new Strided[3], te = new Strided[3];
-                    for (int i = 0; i < 3; i++) {
-                        st[i] = random(view(a, dt, Layout.DENSE, b, h, n, ds), g, c[5], false);
-                        te[i] = random(view(a, dt, Layout.DENSE, b, h, n, dtt), g, c[5], false);
-                    }
+                    long b = (long) c[0], h = (long) c[1], n = (long) c[2], ds = (long) c[3];
+                    Strided[][] qkv = relationOperands(a, dt, c, new Generator(n));
+                    Strided[] st = qkv[0], te = qkv[1];
                     Strided gl = view(a, dt, Layout.DENSE);
                     gl.storage().setDouble(0, 0.9);
                     Strided[] first = null;
