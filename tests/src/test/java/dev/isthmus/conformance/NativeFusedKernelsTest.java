@@ -5,12 +5,9 @@ import dev.isthmus.backend.Device;
 import dev.isthmus.backend.Kernels;
 import dev.isthmus.backend.Storage;
 import dev.isthmus.backend.Strided;
-import dev.isthmus.backend.nativecpu.NativeBackend;
 import dev.isthmus.backend.ref.ReferenceBackend;
 import dev.isthmus.conformance.Buffers.Layout;
 import dev.isthmus.tensor.Generator;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.condition.DisabledIfSystemProperty;
 
@@ -40,25 +37,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  */
 @DisabledIfSystemProperty(named = "isthmus.backend", matches = "reference",
         disabledReason = "the native backend is forced off in this run")
-class NativeFusedKernelsTest {
+class NativeFusedKernelsTest extends NativeKernelTestBase {
     private static final ReferenceBackend REF = ReferenceBackend.INSTANCE;
     private static final int[] THREADS = {1, 2, 3};
-    private static NativeBackend nat;
-    private static List<String> isas;
-
-    @BeforeAll
-    static void load() {
-        nat = Conformance.nativeBackend();
-        isas = new ArrayList<>();
-        for (String isa : List.of("avx512", "avx2", "generic")) if (nat.isaSupported(isa)) isas.add(isa);
-    }
-
-    @AfterAll
-    static void restore() {
-        nat.setIsa("auto");
-        nat.setThreads(Runtime.getRuntime().availableProcessors());
-    }
-
     /** A contiguous view of {@code shape} at element {@code offset} of a storage with a few spare elements after it. */
     private static Strided dense(Arena a, DType dt, long offset, long... shape) {
         long size = offset + Strided.numel(shape) + 5;
@@ -99,8 +80,7 @@ class NativeFusedKernelsTest {
                 }
             }
         } finally {
-            nat.setIsa("auto");
-            nat.setThreads(Runtime.getRuntime().availableProcessors());
+            restoreDefaults();
         }
     }
 
@@ -478,8 +458,7 @@ class NativeFusedKernelsTest {
                             assertStoragesClose(what + " " + isa + " into gaps", gref, go, dt == DType.FLOAT32 ? 1e-6 : 1e-14,
                                     dt == DType.FLOAT32 ? 2e-5 : 1e-12);
                         }
-                        nat.setIsa("auto");
-                        nat.setThreads(Runtime.getRuntime().availableProcessors());
+                        restoreDefaults();
                     }
                 }
     }

@@ -7,12 +7,9 @@ import dev.isthmus.backend.Kernels.Binary;
 import dev.isthmus.backend.Kernels.Reduce;
 import dev.isthmus.backend.Kernels.Unary;
 import dev.isthmus.backend.Strided;
-import dev.isthmus.backend.nativecpu.NativeBackend;
 import dev.isthmus.backend.ref.ReferenceBackend;
 import dev.isthmus.conformance.Buffers.Layout;
 import dev.isthmus.tensor.Generator;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.condition.DisabledIfSystemProperty;
 
@@ -21,7 +18,6 @@ import java.util.ArrayList;
 import java.util.EnumSet;
 import java.util.List;
 import java.util.Set;
-import java.util.function.Consumer;
 
 import static dev.isthmus.conformance.Buffers.assertStoragesClose;
 import static dev.isthmus.conformance.Buffers.assertStoragesIdentical;
@@ -43,38 +39,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  */
 @DisabledIfSystemProperty(named = "isthmus.backend", matches = "reference",
         disabledReason = "the native backend is forced off in this run")
-class NativeKernelsTest {
+class NativeKernelsTest extends NativeKernelTestBase {
     private static final Backend REF = ReferenceBackend.INSTANCE;
-    private static NativeBackend nat;
-    private static List<String> isas;
-
-    @BeforeAll
-    static void load() {
-        nat = Conformance.nativeBackend();
-        isas = new ArrayList<>();
-        for (String isa : List.of("avx512", "avx2", "generic")) if (nat.isaSupported(isa)) isas.add(isa);
-    }
-
-    @AfterAll
-    static void restore() {
-        nat.setIsa("auto");
-        nat.setThreads(Runtime.getRuntime().availableProcessors());
-    }
-
-    /** Runs {@code body} under each instruction set this CPU supports. */
-    private static void eachIsa(Consumer<String> body) { forEachIsa(body); }
-
-    private static void forEachIsa(Consumer<String> body) {
-        try {
-            for (String isa : isas) {
-                nat.setIsa(isa);
-                body.accept(isa);
-            }
-        } finally {
-            nat.setIsa("auto");
-        }
-    }
-
     /** Sizes around the vector widths, and one past the parallel grain with a remainder. */
     private static final long[][] SHAPES = {{1}, {7}, {33}, {3, 5}, {17, 31}, {4, 3, 129}, {181, 191}};
     private static final Set<Unary> EXACT_UNARY = EnumSet.of(Unary.NEG, Unary.ABS, Unary.SIGN, Unary.STEP, Unary.SQRT);
@@ -101,7 +67,7 @@ class NativeKernelsTest {
                             Strided ro = poison(view(a, dt, io[1], shape));
                             Strided fresh = twin(a, ro);
                             REF.unary(kind, x, ro);
-                            eachIsa(isa -> {
+                            forEachIsa(isa -> {
                                 Strided no = twin(a, fresh);
                                 nat.unary(kind, x, no);
                                 assertStoragesClose(isa + " unary " + kind + " " + dt + " " + io[0] + "->" + io[1] + " "
@@ -133,7 +99,7 @@ class NativeKernelsTest {
                                 // pow through libm: glibc's and Java's pow may differ in the last bit
                                 boolean exact = EXACT_BINARY.contains(kind);
                                 double rtol = kind == Binary.POW && dt == DType.INT64 ? 1e-15 : rtol(dt, exact);
-                                eachIsa(isa -> {
+                                forEachIsa(isa -> {
                                     Strided no = twin(a, fresh);
                                     nat.binary(kind, x, y, no);
                                     assertStoragesClose(isa + " binary " + kind + " " + dt + " " + la + "," + lb, ro, no,
@@ -176,7 +142,7 @@ class NativeKernelsTest {
                             Strided ro = poison(view(a, to, io[1], shape));
                             Strided fresh = twin(a, ro);
                             REF.copy(x, ro);
-                            eachIsa(isa -> {
+                            forEachIsa(isa -> {
                                 Strided no = twin(a, fresh);
                                 nat.copy(x, no);
                                 assertStoragesClose(isa + " copy " + from + "->" + to + " " + io[0] + "->" + io[1], ro, no, 0, 0);
@@ -196,7 +162,7 @@ class NativeKernelsTest {
                     Strided ro = poison(view(a, dt, Layout.DENSE, shape));
                     Strided fresh = twin(a, ro);
                     REF.copy(x, ro);
-                    eachIsa(isa -> {
+                    forEachIsa(isa -> {
                         Strided no = twin(a, fresh);
                         nat.copy(x, no);
                         assertStoragesClose(isa + " transposing copy " + dt + " " + java.util.Arrays.toString(shape), ro, no, 0, 0);
@@ -275,8 +241,7 @@ class NativeKernelsTest {
                                         }
                                     }
                             }
-                            nat.setIsa("auto");
-                            nat.setThreads(Runtime.getRuntime().availableProcessors());
+                            restoreDefaults();
                         }
                     }
         }
@@ -349,8 +314,7 @@ class NativeKernelsTest {
                                     }
                                 if (dt == DType.FLOAT32) first = null;
                             }
-                            nat.setIsa("auto");
-                            nat.setThreads(Runtime.getRuntime().availableProcessors());
+                            restoreDefaults();
                         }
                     }
     }
@@ -460,6 +424,18 @@ class NativeKernelsTest {
         });
     }
 
+    /**
+     * A product's operands for dims {B, M, N, K}: x (B, M, K) and y (B, K, N) random, the output
+     * (B, M, N) poisoned, each in its layout.
+     */
+    private static Strided[] matmulOperands(Arena a, DType dt, long[] d, Layout la, Layout lb, Layout lo) {
+        long b = d[0], m = d[1], n = d[2], k = d[3];
+        Generator g = new Generator(m * 7 + n);
+        Strided x = random(view(a, dt, la, b, m, k), g, 1, false);
+        Strided y = random(view(a, dt, lb, b, k, n), g, 1, false);
+        return new Strided[] {x, y, poison(view(a, dt, lo, b, m, n))};
+    }
+
     @Test
     void matmulThroughOpenBlasForEveryOperandLayout() {
         // The last three are big enough for linalg.c to share them across threads: by batch (when every
@@ -472,19 +448,44 @@ class NativeKernelsTest {
                     for (Layout lb : Layout.values())
                         for (Layout lo : List.of(Layout.DENSE, Layout.TRANSPOSED, Layout.GAPS)) {
                             try (Arena a = Arena.ofConfined()) {
-                                long b = d[0], m = d[1], n = d[2], k = d[3];
-                                Generator g = new Generator(m * 7 + n);
-                                Strided x = random(view(a, dt, la, b, m, k), g, 1, false);
-                                Strided y = random(view(a, dt, lb, b, k, n), g, 1, false);
-                                Strided ro = poison(view(a, dt, lo, b, m, n)), no = twin(a, ro);
+                                Strided[] xyo = matmulOperands(a, dt, d, la, lb, lo);
+                                Strided x = xyo[0], y = xyo[1], ro = xyo[2], no = twin(a, ro);
                                 REF.matmul(x, y, ro);
                                 nat.matmul(x, y, no);
                                 // float32 BLAS accumulates in float: allow about K roundings of terms of size ~1.
+                                long k = d[3];
                                 double atol = dt == DType.FLOAT32 ? 2e-7 * Math.max(k, 1) * 4 : 1e-13 * Math.max(k, 1);
                                 assertStoragesClose("matmul " + dt + " " + java.util.Arrays.toString(d) + " " + la + "," + lb
                                         + "->" + lo, ro, no, atol, dt == DType.FLOAT32 ? 1e-5 : 1e-12);
                             }
                         }
+    }
+
+    @Test
+    void matmulGivesTheSameBitsForOneAndTwoThreads() {
+        // Products linalg.c shares across two threads: by blocks of rows (97 > 71), of columns (150 > 40)
+        // and by batch (5 products of 64^3, the grain). Dense operands go to BLAS as they are (so the
+        // batched ones are shared by batch); operands with gaps are packed first, so each product of a
+        // batch is split by rows or columns instead.
+        long[][] dims = {{1, 97, 71, 45}, {2, 40, 150, 47}, {5, 64, 64, 64}};
+        try {
+            for (DType dt : List.of(DType.FLOAT32, DType.FLOAT64))
+                for (long[] d : dims)
+                    for (Layout layout : List.of(Layout.DENSE, Layout.TRANSPOSED, Layout.GAPS)) {
+                        try (Arena a = Arena.ofConfined()) {
+                            Strided[] xyo = matmulOperands(a, dt, d, layout, layout, layout);
+                            Strided x = xyo[0], y = xyo[1], one = xyo[2], two = twin(a, one);
+                            nat.setThreads(1);
+                            nat.matmul(x, y, one);
+                            nat.setThreads(2);
+                            nat.matmul(x, y, two);
+                            assertStoragesIdentical("matmul " + dt + " " + java.util.Arrays.toString(d) + " " + layout
+                                    + ", 2 threads vs 1", one, two);
+                        }
+                    }
+        } finally {
+            restoreDefaults();
+        }
     }
 
     // ---- fused attention ---------------------------------------------------------------------------
@@ -548,7 +549,7 @@ class NativeKernelsTest {
                         double atol = dt == DType.FLOAT32 ? 2e-5 : 1e-12, rtol = dt == DType.FLOAT32 ? 1e-4 : 1e-9;
                         String what = dt + " attention " + java.util.Arrays.toString(n) + " bias " + kind;
                         long before = nat.fallbacks();
-                        eachIsa(isa -> {
+                        forEachIsa(isa -> {
                             Strided no = poison(view(a, dt, Layout.DENSE, b, lq, dv)), nl = poison(view(a, dt, Layout.DENSE, b, lq));
                             nat.attentionForward(q, k, v, bias, scale, no, nl);
                             assertStoragesClose(isa + " " + what + " out", ro, no, atol, rtol);
@@ -625,18 +626,28 @@ class NativeKernelsTest {
             {2, 3, 7, 5, 4, 1}, {1, 2, 13, 3, 6, 1}, {1, 1, 9, 4, 4, 30}, {1, 2, 49, 16, 64, 1}, {1, 1, 197, 16, 64, 1},
             {2, 1, 33, 20, 21, 1}, {1, 2, 32, 8, 8, 12}, {1, 1, 64, 128, 16, 1}, {3, 1, 1, 2, 3, 1}};
 
+    /**
+     * The student's and the teacher's q, k and v for sizes c as in {@link #RELATION_SIZES}: dense, random
+     * with the row's scale, drawn from {@code g} in turn (student then teacher, q, k, v).
+     */
+    private static Strided[][] relationOperands(Arena a, DType dt, double[] c, Generator g) {
+        long b = (long) c[0], h = (long) c[1], n = (long) c[2], ds = (long) c[3], dtt = (long) c[4];
+        Strided[] st = new Strided[3], te = new Strided[3];
+        for (int i = 0; i < 3; i++) {
+            st[i] = random(view(a, dt, Layout.DENSE, b, h, n, ds), g, c[5], false);
+            te[i] = random(view(a, dt, Layout.DENSE, b, h, n, dtt), g, c[5], false);
+        }
+        return new Strided[][] {st, te};
+    }
+
     @Test
     void tokenRelationKlMatchesTheReferenceOnEveryIsa() {
         for (DType dt : List.of(DType.FLOAT32, DType.FLOAT64))
             for (double[] c : RELATION_SIZES) {
                 try (Arena a = Arena.ofConfined()) {
-                    long b = (long) c[0], h = (long) c[1], n = (long) c[2], ds = (long) c[3], dtt = (long) c[4];
-                    Generator g = new Generator(n * 7 + ds);
-                    Strided[] st = new Strided[3], te = new Strided[3];
-                    for (int i = 0; i < 3; i++) {
-                        st[i] = random(view(a, dt, Layout.DENSE, b, h, n, ds), g, c[5], false);
-                        te[i] = random(view(a, dt, Layout.DENSE, b, h, n, dtt), g, c[5], false);
-                    }
+                    long b = (long) c[0], h = (long) c[1], n = (long) c[2], ds = (long) c[3];
+                    Strided[][] qkv = relationOperands(a, dt, c, new Generator(n * 7 + ds));
+                    Strided[] st = qkv[0], te = qkv[1];
                     Strided gl = view(a, dt, Layout.DENSE);
                     gl.storage().setDouble(0, 1.7);
                     Strided rl = poison(view(a, dt, Layout.DENSE));
@@ -647,7 +658,7 @@ class NativeKernelsTest {
                     double atol = dt == DType.FLOAT32 ? 1e-5 : 1e-12, rtol = dt == DType.FLOAT32 ? 1e-4 : 1e-9;
                     String what = dt + " token relation KL " + java.util.Arrays.toString(c);
                     long before = nat.fallbacks();
-                    eachIsa(isa -> {
+                    forEachIsa(isa -> {
                         Strided nl = poison(view(a, dt, Layout.DENSE));
                         nat.tokenRelationKl(st[0], st[1], st[2], te[0], te[1], te[2], nl);
                         assertStoragesClose(isa + " " + what + " loss", rl, nl, atol, rtol);
@@ -669,13 +680,9 @@ class NativeKernelsTest {
             for (double[] c : sizes) {
                 try (Arena a = Arena.ofConfined()) {
                     DType dt = DType.FLOAT32;
-                    long b = (long) c[0], h = (long) c[1], n = (long) c[2], ds = (long) c[3], dtt = (long) c[4];
-                    Generator g = new Generator(n);
-                    Strided[] st = new Strided[3], te = new Strided[3];
-                    for (int i = 0; i < 3; i++) {
-                        st[i] = random(view(a, dt, Layout.DENSE, b, h, n, ds), g, c[5], false);
-                        te[i] = random(view(a, dt, Layout.DENSE, b, h, n, dtt), g, c[5], false);
-                    }
+                    long b = (long) c[0], h = (long) c[1], n = (long) c[2], ds = (long) c[3];
+                    Strided[][] qkv = relationOperands(a, dt, c, new Generator(n));
+                    Strided[] st = qkv[0], te = qkv[1];
                     Strided gl = view(a, dt, Layout.DENSE);
                     gl.storage().setDouble(0, 0.9);
                     Strided[] first = null;
@@ -721,7 +728,7 @@ class NativeKernelsTest {
                         poison(view(a, dt, Layout.DENSE, b, lk, dv))};
                 REF.attentionBackward(q, k, v, null, 0.3, ro, rl, go, rg[0], rg[1], rg[2], null);
                 double atol = dt == DType.FLOAT32 ? 2e-5 : 1e-12, rtol = dt == DType.FLOAT32 ? 1e-4 : 1e-9;
-                eachIsa(isa -> {
+                forEachIsa(isa -> {
                     Strided no = poison(twin(a, ro)), nl = poison(twin(a, rl));
                     nat.attentionForward(q, k, v, null, 0.3, no, nl);
                     assertStoragesClose(isa + " " + dt + " attention with NaN inputs: out", ro, no, atol, rtol);

@@ -14,6 +14,7 @@ import dev.isthmus.tensor.Tensor;
 import org.junit.jupiter.api.Test;
 
 import java.util.List;
+import java.util.function.Consumer;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -63,55 +64,48 @@ class MemoryFlatOverTrainingTest {
     /** The usual loop: backward() into the parameters' grad(), update, zeroGrad. */
     @Test
     void backwardLoopKeepsLiveBytesExactlyFlat() {
-        int steps = 10_000;
         try (Scope params = Scope.open("params")) {
             Mlp m = Mlp.create(7);
-            double first = Double.NaN, last = Double.NaN;
-            long liveAt100 = -1, paramsAt100 = -1;
-            for (int step = 1; step <= steps; step++) {
-                try (Scope s = Scope.open("step")) {
-                    Tensor loss = m.loss();
-                    Gradients.backward(loss);
-                    m.sgd(m.params().stream().map(Tensor::grad).toList());
-                    Gradients.zeroGrad(m.params());
-                    last = loss.item();
-                    if (step == 1) first = last;
-                }
-                if (step == 100) {
-                    liveAt100 = Scope.liveBytes();
-                    paramsAt100 = params.bytes();
-                }
-            }
-            assertEquals(paramsAt100, params.bytes(), "the parameters' scope grew between step 100 and step " + steps);
-            assertEquals(liveAt100, Scope.liveBytes(), "live bytes grew between step 100 and step " + steps);
-            assertTrue(Double.isFinite(last) && last < 0.25 * first, "loss went from " + first + " to " + last);
+            trainAndAssertFlat(m, params, 10_000, 0.25, loss -> {
+                Gradients.backward(loss);
+                m.sgd(m.params().stream().map(Tensor::grad).toList());
+                Gradients.zeroGrad(m.params());
+            });
         }
     }
 
     /** The functional loop: grad() returns the gradients in the step's scope. */
     @Test
     void gradLoopKeepsLiveBytesExactlyFlat() {
-        int steps = 3_000;
         try (Scope params = Scope.open("params")) {
             Mlp m = Mlp.create(11);
-            double first = Double.NaN, last = Double.NaN;
-            long liveAt100 = -1, paramsAt100 = -1;
-            for (int step = 1; step <= steps; step++) {
-                try (Scope s = Scope.open("step")) {
-                    Tensor loss = m.loss();
-                    m.sgd(Gradients.grad(loss, m.params(), false));
-                    last = loss.item();
-                    if (step == 1) first = last;
-                }
-                if (step == 100) {
-                    liveAt100 = Scope.liveBytes();
-                    paramsAt100 = params.bytes();
-                }
-            }
-            assertEquals(paramsAt100, params.bytes(), "the parameters' scope grew");
-            assertEquals(liveAt100, Scope.liveBytes(), "live bytes grew between step 100 and step " + steps);
-            assertTrue(Double.isFinite(last) && last < 0.5 * first, "loss went from " + first + " to " + last);
+            trainAndAssertFlat(m, params, 3_000, 0.5, loss -> m.sgd(Gradients.grad(loss, m.params(), false)));
             for (Tensor p : m.params()) assertEquals(null, p.grad(), "grad() leaves the leaves' grad untouched");
         }
+    }
+
+    /**
+     * Runs {@code steps} training steps, each in a scope of its own ({@code update} gets the step's
+     * loss), then asserts that the live bytes and the parameters' scope are what they were after step
+     * 100 and that the loss fell below {@code fall} times the first.
+     */
+    private static void trainAndAssertFlat(Mlp m, Scope params, int steps, double fall, Consumer<Tensor> update) {
+        double first = Double.NaN, last = Double.NaN;
+        long liveAt100 = -1, paramsAt100 = -1;
+        for (int step = 1; step <= steps; step++) {
+            try (Scope s = Scope.open("step")) {
+                Tensor loss = m.loss();
+                update.accept(loss);
+                last = loss.item();
+                if (step == 1) first = last;
+            }
+            if (step == 100) {
+                liveAt100 = Scope.liveBytes();
+                paramsAt100 = params.bytes();
+            }
+        }
+        assertEquals(paramsAt100, params.bytes(), "the parameters' scope grew between step 100 and step " + steps);
+        assertEquals(liveAt100, Scope.liveBytes(), "live bytes grew between step 100 and step " + steps);
+        assertTrue(Double.isFinite(last) && last < fall * first, "loss went from " + first + " to " + last);
     }
 }

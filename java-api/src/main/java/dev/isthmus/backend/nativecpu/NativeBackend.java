@@ -310,12 +310,9 @@ public final class NativeBackend implements Backend {
         if (why == null) {
             Layouts.Space sp = Layouts.coalesce(dst.shape(), new long[][] {src.strides(), dst.strides()}, 1);
             if (sp.rank() <= maxRank) {
-                try (Arena a = Arena.ofConfined()) {
-                    MemorySegment meta = Layouts.longs(a, Layouts.meta(sp, src.offset(), dst.offset()));
-                    status(op, (int) NativeBindings.COPY.invokeExact(sp.rank(), meta, dt(src), seg(src), dt(dst), seg(dst)));
-                } catch (Throwable t) {
-                    throw rethrow(t);
-                }
+                long[] meta = Layouts.meta(sp, src.offset(), dst.offset());
+                invoke(op, a -> (int) NativeBindings.COPY.invokeExact(sp.rank(), Layouts.longs(a, meta), dt(src), seg(src), dt(dst),
+                        seg(dst)));
                 return;
             }
             why = "rank " + sp.rank() + " after coalescing";
@@ -332,12 +329,8 @@ public final class NativeBackend implements Backend {
         if (why == null) {
             Layouts.Space sp = Layouts.coalesce(dst.shape(), new long[][] {dst.strides()}, 0);
             if (sp.rank() <= maxRank) {
-                try (Arena a = Arena.ofConfined()) {
-                    MemorySegment meta = Layouts.longs(a, Layouts.meta(sp, dst.offset()));
-                    status(op, (int) NativeBindings.FILL.invokeExact(sp.rank(), meta, dt(dst), seg(dst), value));
-                } catch (Throwable t) {
-                    throw rethrow(t);
-                }
+                long[] meta = Layouts.meta(sp, dst.offset());
+invoke(op, a -> (int) NativeBindings.FILL.invokeExact(sp.rank(), Layouts.longs(a, meta), dt(dst), seg(dst), value));
                 return;
             }
             why = "rank " + sp.rank() + " after coalescing";
@@ -356,12 +349,9 @@ public final class NativeBackend implements Backend {
         if (why == null) {
             Layouts.Space sp = Layouts.coalesce(out.shape(), new long[][] {x.strides(), out.strides()}, 1);
             if (sp.rank() <= maxRank) {
-                try (Arena a = Arena.ofConfined()) {
-                    MemorySegment meta = Layouts.longs(a, Layouts.meta(sp, x.offset(), out.offset()));
-                    status(op, (int) NativeBindings.UNARY.invokeExact(kind.ordinal(), dt(out), sp.rank(), meta, seg(x), seg(out)));
-                } catch (Throwable t) {
-                    throw rethrow(t);
-                }
+                long[] meta = Layouts.meta(sp, x.offset(), out.offset());
+                invoke(op, a -> (int) NativeBindings.UNARY.invokeExact(kind.ordinal(), dt(out), sp.rank(), Layouts.longs(a, meta),
+                        seg(x), seg(out)));
                 return;
             }
             why = "rank " + sp.rank() + " after coalescing";
@@ -381,13 +371,9 @@ public final class NativeBackend implements Backend {
         if (why == null) {
             Layouts.Space sp = Layouts.coalesce(out.shape(), new long[][] {a.strides(), b.strides(), out.strides()}, 2);
             if (sp.rank() <= maxRank) {
-                try (Arena ar = Arena.ofConfined()) {
-                    MemorySegment meta = Layouts.longs(ar, Layouts.meta(sp, a.offset(), b.offset(), out.offset()));
-                    status(op, (int) NativeBindings.BINARY.invokeExact(kind.ordinal(), dt(out), sp.rank(), meta, seg(a), seg(b),
-                            seg(out)));
-                } catch (Throwable t) {
-                    throw rethrow(t);
-                }
+                long[] meta = Layouts.meta(sp, a.offset(), b.offset(), out.offset());
+                invoke(op, ar -> (int) NativeBindings.BINARY.invokeExact(kind.ordinal(), dt(out), sp.rank(), Layouts.longs(ar, meta),
+                        seg(a), seg(b), seg(out)));
                 return;
             }
             why = "rank " + sp.rank() + " after coalescing";
@@ -409,13 +395,9 @@ public final class NativeBackend implements Backend {
             Layouts.Space sp = Layouts.coalesce(out.shape(),
                     new long[][] {cond.strides(), a.strides(), b.strides(), out.strides()}, 3);
             if (sp.rank() <= maxRank) {
-                try (Arena ar = Arena.ofConfined()) {
-                    MemorySegment meta = Layouts.longs(ar, Layouts.meta(sp, cond.offset(), a.offset(), b.offset(), out.offset()));
-                    status(op, (int) NativeBindings.WHERE.invokeExact(dt(cond), dt(out), sp.rank(), meta, seg(cond), seg(a),
-                            seg(b), seg(out)));
-                } catch (Throwable t) {
-                    throw rethrow(t);
-                }
+                long[] meta = Layouts.meta(sp, cond.offset(), a.offset(), b.offset(), out.offset());
+                invoke(op, ar -> (int) NativeBindings.WHERE.invokeExact(dt(cond), dt(out), sp.rank(), Layouts.longs(ar, meta),
+                        seg(cond), seg(a), seg(b), seg(out)));
                 return;
             }
             why = "rank " + sp.rank() + " after coalescing";
@@ -470,12 +452,8 @@ public final class NativeBackend implements Backend {
                 for (long v : r.strides()[0]) meta[at++] = v;
                 meta[at++] = out.offset();
                 for (long v : k.strides()[1]) meta[at++] = v;
-                try (Arena a = Arena.ofConfined()) {
-                    status(op, (int) NativeBindings.REDUCE.invokeExact(kind.ordinal(), dt(out), K, R, Layouts.longs(a, meta),
-                            seg(x), seg(out)));
-                } catch (Throwable t) {
-                    throw rethrow(t);
-                }
+                invoke(op, a -> (int) NativeBindings.REDUCE.invokeExact(kind.ordinal(), dt(out), K, R, Layouts.longs(a, meta), seg(x),
+                        seg(out)));
                 return;
             }
             why = "rank beyond " + maxRank + " after coalescing";
@@ -506,13 +484,9 @@ public final class NativeBackend implements Backend {
             Layouts.Space sp = Layouts.coalesce(Layouts.without(x.shape(), dim),
                     new long[][] {Layouts.without(x.strides(), dim), Layouts.without(out.strides(), dim)}, 1);
             if (sp.rank() <= maxRank) {
-                try (Arena a = Arena.ofConfined()) {
-                    MemorySegment meta = Layouts.longs(a, Layouts.meta(sp, x.offset(), out.offset()));
-                    status(op, (int) NativeBindings.ARG_REDUCE.invokeExact(max ? 1 : 0, dt(x), sp.rank(), meta, len,
-                            x.strides()[dim], seg(x), seg(out)));
-                } catch (Throwable t) {
-                    throw rethrow(t);
-                }
+                long[] meta = Layouts.meta(sp, x.offset(), out.offset());
+                invoke(op, a -> (int) NativeBindings.ARG_REDUCE.invokeExact(max ? 1 : 0, dt(x), sp.rank(), Layouts.longs(a, meta), len,
+                        x.strides()[dim], seg(x), seg(out)));
                 return;
             }
             why = "rank " + sp.rank() + " after coalescing";
@@ -537,13 +511,9 @@ public final class NativeBackend implements Backend {
             Layouts.Space sp = Layouts.coalesce(Layouts.without(x.shape(), dim),
                     new long[][] {Layouts.without(x.strides(), dim), Layouts.without(out.strides(), dim)}, 1);
             if (sp.rank() <= maxRank) {
-                try (Arena a = Arena.ofConfined()) {
-                    MemorySegment meta = Layouts.longs(a, Layouts.meta(sp, x.offset(), out.offset()));
-                    status(op, (int) NativeBindings.SOFTMAX.invokeExact(log ? 1 : 0, dt(x), sp.rank(), meta, x.shape()[dim],
-                            x.strides()[dim], out.strides()[dim], seg(x), seg(out)));
-                } catch (Throwable t) {
-                    throw rethrow(t);
-                }
+                long[] meta = Layouts.meta(sp, x.offset(), out.offset());
+                invoke(op, a -> (int) NativeBindings.SOFTMAX.invokeExact(log ? 1 : 0, dt(x), sp.rank(), Layouts.longs(a, meta),
+                        x.shape()[dim], x.strides()[dim], out.strides()[dim], seg(x), seg(out)));
                 return;
             }
             why = "rank " + sp.rank() + " after coalescing";
@@ -569,13 +539,10 @@ public final class NativeBackend implements Backend {
             Layouts.Space sp = Layouts.coalesce(Layouts.without(y.shape(), dim), new long[][] {Layouts.without(y.strides(), dim),
                     Layouts.without(gradOut.strides(), dim), Layouts.without(gradX.strides(), dim)}, 2);
             if (sp.rank() <= maxRank) {
-                try (Arena a = Arena.ofConfined()) {
-                    MemorySegment meta = Layouts.longs(a, Layouts.meta(sp, y.offset(), gradOut.offset(), gradX.offset()));
-                    status(op, (int) NativeBindings.SOFTMAX_BACKWARD.invokeExact(dt(y), sp.rank(), meta, y.shape()[dim],
-                            y.strides()[dim], gradOut.strides()[dim], gradX.strides()[dim], seg(y), seg(gradOut), seg(gradX)));
-                } catch (Throwable t) {
-                    throw rethrow(t);
-                }
+                long[] meta = Layouts.meta(sp, y.offset(), gradOut.offset(), gradX.offset());
+                invoke(op, a -> (int) NativeBindings.SOFTMAX_BACKWARD.invokeExact(dt(y), sp.rank(), Layouts.longs(a, meta),
+                        y.shape()[dim], y.strides()[dim], gradOut.strides()[dim], gradX.strides()[dim], seg(y),
+                        seg(gradOut), seg(gradX)));
                 return;
             }
             why = "rank " + sp.rank() + " after coalescing";
@@ -605,12 +572,8 @@ public final class NativeBackend implements Backend {
                 meta[at++] = s.offset();
                 for (long st : s.strides()) meta[at++] = st;
             }
-            try (Arena ar = Arena.ofConfined()) {
-                status(op, (int) NativeBindings.MATMUL.invokeExact(dt(out), Layouts.longs(ar, batch, m, n, k),
-                        Layouts.longs(ar, meta), seg(a), seg(b), seg(out)));
-            } catch (Throwable t) {
-                throw rethrow(t);
-            }
+            invoke(op, ar -> (int) NativeBindings.MATMUL.invokeExact(dt(out), Layouts.longs(ar, batch, m, n, k),
+                    Layouts.longs(ar, meta), seg(a), seg(b), seg(out)));
             return;
         }
         fallback(op, why);
@@ -637,13 +600,9 @@ public final class NativeBackend implements Backend {
             xs[dim] = 0; // the position along dim comes from the index
             Layouts.Space sp = Layouts.coalesce(out.shape(), new long[][] {xs, index.strides(), out.strides()}, 2);
             if (sp.rank() <= maxRank) {
-                try (Arena a = Arena.ofConfined()) {
-                    MemorySegment meta = Layouts.longs(a, Layouts.meta(sp, x.offset(), index.offset(), out.offset()));
-                    status(op, (int) NativeBindings.GATHER.invokeExact(dt(out), sp.rank(), meta, x.strides()[dim], x.shape()[dim],
-                            seg(x), seg(index), seg(out)));
-                } catch (Throwable t) {
-                    throw rethrow(t);
-                }
+                long[] meta = Layouts.meta(sp, x.offset(), index.offset(), out.offset());
+                invoke(op, a -> (int) NativeBindings.GATHER.invokeExact(dt(out), sp.rank(), Layouts.longs(a, meta), x.strides()[dim],
+                        x.shape()[dim], seg(x), seg(index), seg(out)));
                 return;
             }
             why = "rank " + sp.rank() + " after coalescing";
@@ -672,14 +631,10 @@ public final class NativeBackend implements Backend {
                     Layouts.without(out.strides(), dim), Layouts.without(index.strides(), dim),
                     Layouts.without(src.strides(), dim)}, 0);
             if (sp.rank() <= maxRank) {
-                try (Arena a = Arena.ofConfined()) {
-                    MemorySegment meta = Layouts.longs(a, Layouts.meta(sp, out.offset(), index.offset(), src.offset()));
-                    status(op, (int) NativeBindings.SCATTER_ADD.invokeExact(dt(out), sp.rank(), meta, src.shape()[dim],
-                            out.strides()[dim], out.shape()[dim], index.strides()[dim], src.strides()[dim], seg(out),
-                            seg(index), seg(src)));
-                } catch (Throwable t) {
-                    throw rethrow(t);
-                }
+                long[] meta = Layouts.meta(sp, out.offset(), index.offset(), src.offset());
+                invoke(op, a -> (int) NativeBindings.SCATTER_ADD.invokeExact(dt(out), sp.rank(), Layouts.longs(a, meta),
+                        src.shape()[dim], out.strides()[dim], out.shape()[dim], index.strides()[dim],
+                        src.strides()[dim], seg(out), seg(index), seg(src)));
                 return;
             }
             why = "rank " + sp.rank() + " after coalescing";
@@ -705,12 +660,8 @@ public final class NativeBackend implements Backend {
         if (columns.numel() == 0) return;
         String why = image.dtype() != columns.dtype() || !image.dtype().isFloating() ? "dtypes" : outputProblem(columns, image);
         if (why == null) {
-            try (Arena a = Arena.ofConfined()) {
-                status(op, (int) NativeBindings.UNFOLD.invokeExact(dt(image), Layouts.longs(a, geometry(g)),
-                        Layouts.longs(a, windowMeta(image, columns)), seg(image), seg(columns)));
-            } catch (Throwable t) {
-                throw rethrow(t);
-            }
+            invoke(op, a -> (int) NativeBindings.UNFOLD.invokeExact(dt(image), Layouts.longs(a, geometry(g)),
+                    Layouts.longs(a, windowMeta(image, columns)), seg(image), seg(columns)));
             return;
         }
         fallback(op, why);
@@ -725,12 +676,8 @@ public final class NativeBackend implements Backend {
         if (image.numel() == 0) return;
         String why = image.dtype() != columns.dtype() || !image.dtype().isFloating() ? "dtypes" : outputProblem(image, columns);
         if (why == null) {
-            try (Arena a = Arena.ofConfined()) {
-                status(op, (int) NativeBindings.FOLD.invokeExact(dt(image), Layouts.longs(a, geometry(g)),
-                        Layouts.longs(a, windowMeta(image, columns)), seg(columns), seg(image)));
-            } catch (Throwable t) {
-                throw rethrow(t);
-            }
+            invoke(op, a -> (int) NativeBindings.FOLD.invokeExact(dt(image), Layouts.longs(a, geometry(g)),
+                    Layouts.longs(a, windowMeta(image, columns)), seg(columns), seg(image)));
             return;
         }
         fallback(op, why);
@@ -780,12 +727,8 @@ public final class NativeBackend implements Backend {
             long[] meta = {rowPtr.offset(), rowPtr.strides()[0], colIdx.offset(), colIdx.strides()[0], values.offset(),
                     values.strides()[0], dense.offset(), dense.strides()[0], dense.strides()[1], out.offset(),
                     out.strides()[0], out.strides()[1]};
-            try (Arena a = Arena.ofConfined()) {
-                status(op, (int) NativeBindings.SPMM.invokeExact(dt(out), Layouts.longs(a, dims), Layouts.longs(a, meta),
-                        seg(rowPtr), seg(colIdx), seg(values), seg(dense), seg(out)));
-            } catch (Throwable t) {
-                throw rethrow(t);
-            }
+            invoke(op, a -> (int) NativeBindings.SPMM.invokeExact(dt(out), Layouts.longs(a, dims), Layouts.longs(a, meta),
+                    seg(rowPtr), seg(colIdx), seg(values), seg(dense), seg(out)));
             return;
         }
         fallback(op, why);
@@ -833,12 +776,8 @@ public final class NativeBackend implements Backend {
         if (out.numel() == 0) return;
         String why = fusedProblem(new Strided[] {out}, x, weight);
         if (why == null) {
-            try (Arena a = Arena.ofConfined()) {
-                status(op, (int) NativeBindings.DWCONV2D.invokeExact(dt(out), Layouts.longs(a, geo), seg(x), seg(weight),
-                        seg(out)));
-            } catch (Throwable t) {
-                throw rethrow(t);
-            }
+            invoke(op, a -> (int) NativeBindings.DWCONV2D.invokeExact(dt(out), Layouts.longs(a, geo), seg(x), seg(weight),
+                    seg(out)));
             return;
         }
         fallback(op, why);
@@ -853,12 +792,8 @@ public final class NativeBackend implements Backend {
         if (gradInput.numel() == 0) return;
         String why = fusedProblem(new Strided[] {gradInput}, gradOut, weight);
         if (why == null) {
-            try (Arena a = Arena.ofConfined()) {
-                status(op, (int) NativeBindings.DWCONV2D_BACKWARD_INPUT.invokeExact(dt(gradInput), Layouts.longs(a, geo),
-                        seg(gradOut), seg(weight), seg(gradInput)));
-            } catch (Throwable t) {
-                throw rethrow(t);
-            }
+            invoke(op, a -> (int) NativeBindings.DWCONV2D_BACKWARD_INPUT.invokeExact(dt(gradInput), Layouts.longs(a, geo),
+                    seg(gradOut), seg(weight), seg(gradInput)));
             return;
         }
         fallback(op, why);
@@ -876,12 +811,8 @@ public final class NativeBackend implements Backend {
             return;
         }
         if (why == null) {
-            try (Arena a = Arena.ofConfined()) {
-                status(op, (int) NativeBindings.DWCONV2D_BACKWARD_WEIGHT.invokeExact(dt(gradWeight), Layouts.longs(a, geo),
-                        seg(x), seg(gradOut), seg(gradWeight)));
-            } catch (Throwable t) {
-                throw rethrow(t);
-            }
+            invoke(op, a -> (int) NativeBindings.DWCONV2D_BACKWARD_WEIGHT.invokeExact(dt(gradWeight), Layouts.longs(a, geo),
+                    seg(x), seg(gradOut), seg(gradWeight)));
             return;
         }
         fallback(op, why);
@@ -902,12 +833,8 @@ public final class NativeBackend implements Backend {
             long[] meta = {q.offset(), k.offset(), v.offset(), bias == null ? 0 : bias.offset(),
                     bias == null ? 0 : bias.strides()[0], bias == null ? 0 : bias.strides()[1],
                     bias == null ? 0 : bias.strides()[2], out.offset(), logSumExp.offset()};
-            try (Arena a = Arena.ofConfined()) {
-                status(op, (int) NativeBindings.ATTENTION_FORWARD.invokeExact(dt(q), Layouts.longs(a, n),
-                        Layouts.longs(a, meta), seg(q), seg(k), seg(v), segOrNull(bias), scale, seg(out), seg(logSumExp)));
-            } catch (Throwable t) {
-                throw rethrow(t);
-            }
+            invoke(op, a -> (int) NativeBindings.ATTENTION_FORWARD.invokeExact(dt(q), Layouts.longs(a, n),
+                    Layouts.longs(a, meta), seg(q), seg(k), seg(v), segOrNull(bias), scale, seg(out), seg(logSumExp)));
             return;
         }
         fallback(op, why);
@@ -939,13 +866,9 @@ public final class NativeBackend implements Backend {
                     bias == null ? 0 : bias.strides()[0], bias == null ? 0 : bias.strides()[1],
                     bias == null ? 0 : bias.strides()[2], out.offset(), logSumExp.offset(), gradOut.offset(),
                     gradQ.offset(), gradK.offset(), gradV.offset(), gradBias == null ? 0 : gradBias.offset()};
-            try (Arena a = Arena.ofConfined()) {
-                status(op, (int) NativeBindings.ATTENTION_BACKWARD.invokeExact(dt(q), Layouts.longs(a, n),
-                        Layouts.longs(a, meta), seg(q), seg(k), seg(v), segOrNull(bias), scale, seg(out),
-                        seg(logSumExp), seg(gradOut), seg(gradQ), seg(gradK), seg(gradV), segOrNull(gradBias)));
-            } catch (Throwable t) {
-                throw rethrow(t);
-            }
+            invoke(op, a -> (int) NativeBindings.ATTENTION_BACKWARD.invokeExact(dt(q), Layouts.longs(a, n),
+                    Layouts.longs(a, meta), seg(q), seg(k), seg(v), segOrNull(bias), scale, seg(out),
+                    seg(logSumExp), seg(gradOut), seg(gradQ), seg(gradK), seg(gradV), segOrNull(gradBias)));
             return;
         }
         fallback(op, why);
@@ -985,12 +908,8 @@ public final class NativeBackend implements Backend {
         String why = d == 0 ? "empty rows" : fusedProblem(new Strided[] {out, mean, rstd}, x, weight, bias);
         if (why == null) {
             long[] dims = {rows, d, x.offset(), offset(weight), offset(bias), out.offset(), mean.offset(), rstd.offset()};
-            try (Arena a = Arena.ofConfined()) {
-                status(op, (int) NativeBindings.LAYER_NORM_FORWARD.invokeExact(dt(x), Layouts.longs(a, dims), eps, seg(x),
-                        segOrNull(weight), segOrNull(bias), seg(out), seg(mean), seg(rstd)));
-            } catch (Throwable t) {
-                throw rethrow(t);
-            }
+            invoke(op, a -> (int) NativeBindings.LAYER_NORM_FORWARD.invokeExact(dt(x), Layouts.longs(a, dims), eps, seg(x),
+                    segOrNull(weight), segOrNull(bias), seg(out), seg(mean), seg(rstd)));
             return;
         }
         fallback(op, why);
@@ -1034,13 +953,9 @@ public final class NativeBackend implements Backend {
         if (why == null) {
             long[] dims = {rows, d, gradOut.offset(), x.offset(), mean.offset(), rstd.offset(), offset(weight),
                     gradX.offset(), offset(gradWeight), offset(gradBias), gsr, gse};
-            try (Arena a = Arena.ofConfined()) {
-                status(op, (int) NativeBindings.LAYER_NORM_BACKWARD.invokeExact(dt(x), Layouts.longs(a, dims), seg(gradOut),
-                        seg(x), seg(mean), seg(rstd), segOrNull(weight), seg(gradX), segOrNull(gradWeight),
-                        segOrNull(gradBias)));
-            } catch (Throwable t) {
-                throw rethrow(t);
-            }
+            invoke(op, a -> (int) NativeBindings.LAYER_NORM_BACKWARD.invokeExact(dt(x), Layouts.longs(a, dims), seg(gradOut),
+                    seg(x), seg(mean), seg(rstd), segOrNull(weight), seg(gradX), segOrNull(gradWeight),
+                    segOrNull(gradBias)));
             return;
         }
         fallback(op, why);
@@ -1068,13 +983,9 @@ public final class NativeBackend implements Backend {
         if (why == null) {
             long[] dims = {n, c, s, x.offset(), offset(weight), offset(bias), offset(runningMean), offset(runningVar),
                     out.offset(), mean.offset(), rstd.offset()};
-            try (Arena a = Arena.ofConfined()) {
-                status(op, (int) NativeBindings.BATCH_NORM_FORWARD.invokeExact(dt(x), Layouts.longs(a, dims),
-                        training ? 1 : 0, momentum, eps, seg(x), segOrNull(weight), segOrNull(bias), segOrNull(runningMean),
-                        segOrNull(runningVar), seg(out), seg(mean), seg(rstd)));
-            } catch (Throwable t) {
-                throw rethrow(t);
-            }
+            invoke(op, a -> (int) NativeBindings.BATCH_NORM_FORWARD.invokeExact(dt(x), Layouts.longs(a, dims),
+                    training ? 1 : 0, momentum, eps, seg(x), segOrNull(weight), segOrNull(bias), segOrNull(runningMean),
+                    segOrNull(runningVar), seg(out), seg(mean), seg(rstd)));
             return;
         }
         fallback(op, why);
@@ -1098,13 +1009,9 @@ public final class NativeBackend implements Backend {
         if (why == null) {
             long[] dims = {n, c, s, gradOut.offset(), x.offset(), mean.offset(), rstd.offset(), offset(weight),
                     offset(gradX), offset(gradWeight), offset(gradBias)};
-            try (Arena a = Arena.ofConfined()) {
-                status(op, (int) NativeBindings.BATCH_NORM_BACKWARD.invokeExact(dt(x), Layouts.longs(a, dims),
-                        training ? 1 : 0, seg(gradOut), seg(x), seg(mean), seg(rstd), segOrNull(weight), segOrNull(gradX),
-                        segOrNull(gradWeight), segOrNull(gradBias)));
-            } catch (Throwable t) {
-                throw rethrow(t);
-            }
+            invoke(op, a -> (int) NativeBindings.BATCH_NORM_BACKWARD.invokeExact(dt(x), Layouts.longs(a, dims),
+                    training ? 1 : 0, seg(gradOut), seg(x), seg(mean), seg(rstd), segOrNull(weight), segOrNull(gradX),
+                    segOrNull(gradWeight), segOrNull(gradBias)));
             return;
         }
         fallback(op, why);
@@ -1120,12 +1027,8 @@ public final class NativeBackend implements Backend {
         String why = fusedProblem(new Strided[] {out}, x);
         if (why == null) why = indicesProblem(indices, true, x, out);
         if (why == null) {
-            try (Arena a = Arena.ofConfined()) {
-                status(op, (int) NativeBindings.MAX_POOL2D.invokeExact(dt(x), Layouts.longs(a, geo), seg(x), seg(out),
-                        seg(indices)));
-            } catch (Throwable t) {
-                throw rethrow(t);
-            }
+            invoke(op, a -> (int) NativeBindings.MAX_POOL2D.invokeExact(dt(x), Layouts.longs(a, geo), seg(x), seg(out),
+                    seg(indices)));
             return;
         }
         fallback(op, why);
@@ -1141,12 +1044,8 @@ public final class NativeBackend implements Backend {
         String why = fusedProblem(new Strided[] {gradInput}, gradOut);
         if (why == null) why = indicesProblem(indices, false, gradInput);
         if (why == null) {
-            try (Arena a = Arena.ofConfined()) {
-                status(op, (int) NativeBindings.MAX_POOL2D_BACKWARD.invokeExact(dt(gradInput), Layouts.longs(a, geo),
-                        seg(gradOut), seg(indices), seg(gradInput)));
-            } catch (Throwable t) {
-                throw rethrow(t);
-            }
+            invoke(op, a -> (int) NativeBindings.MAX_POOL2D_BACKWARD.invokeExact(dt(gradInput), Layouts.longs(a, geo),
+                    seg(gradOut), seg(indices), seg(gradInput)));
             return;
         }
         fallback(op, why);
@@ -1159,11 +1058,7 @@ public final class NativeBackend implements Backend {
         if (out.numel() == 0) return;
         String why = fusedProblem(new Strided[] {out}, x);
         if (why == null) {
-            try (Arena a = Arena.ofConfined()) {
-                status(op, (int) NativeBindings.AVG_POOL2D.invokeExact(dt(x), Layouts.longs(a, geo), seg(x), seg(out)));
-            } catch (Throwable t) {
-                throw rethrow(t);
-            }
+            invoke(op, a -> (int) NativeBindings.AVG_POOL2D.invokeExact(dt(x), Layouts.longs(a, geo), seg(x), seg(out)));
             return;
         }
         fallback(op, why);
@@ -1176,12 +1071,8 @@ public final class NativeBackend implements Backend {
         if (gradInput.numel() == 0) return;
         String why = fusedProblem(new Strided[] {gradInput}, gradOut);
         if (why == null) {
-            try (Arena a = Arena.ofConfined()) {
-                status(op, (int) NativeBindings.AVG_POOL2D_BACKWARD.invokeExact(dt(gradInput), Layouts.longs(a, geo),
-                        seg(gradOut), seg(gradInput)));
-            } catch (Throwable t) {
-                throw rethrow(t);
-            }
+            invoke(op, a -> (int) NativeBindings.AVG_POOL2D_BACKWARD.invokeExact(dt(gradInput), Layouts.longs(a, geo),
+                    seg(gradOut), seg(gradInput)));
             return;
         }
         fallback(op, why);
@@ -1197,12 +1088,8 @@ public final class NativeBackend implements Backend {
         String why = fusedProblem(new Strided[] {qs, ks, vs, qt, kt, vt}, -1, new Strided[] {loss});
         if (why == null) {
             long[] meta = {qs.offset(), ks.offset(), vs.offset(), qt.offset(), kt.offset(), vt.offset(), loss.offset()};
-            try (Arena a = Arena.ofConfined()) {
-                status(op, (int) NativeBindings.TOKEN_RELATION_KL.invokeExact(dt(qs), Layouts.longs(a, n),
-                        Layouts.longs(a, meta), seg(qs), seg(ks), seg(vs), seg(qt), seg(kt), seg(vt), seg(loss)));
-            } catch (Throwable t) {
-                throw rethrow(t);
-            }
+            invoke(op, a -> (int) NativeBindings.TOKEN_RELATION_KL.invokeExact(dt(qs), Layouts.longs(a, n),
+                    Layouts.longs(a, meta), seg(qs), seg(ks), seg(vs), seg(qt), seg(kt), seg(vt), seg(loss)));
             return;
         }
         fallback(op, why);
@@ -1227,13 +1114,9 @@ public final class NativeBackend implements Backend {
         if (why == null) {
             long[] meta = {qs.offset(), ks.offset(), vs.offset(), qt.offset(), kt.offset(), vt.offset(), gradLoss.offset(),
                     gradQs.offset(), gradKs.offset(), gradVs.offset()};
-            try (Arena a = Arena.ofConfined()) {
-                status(op, (int) NativeBindings.TOKEN_RELATION_KL_BACKWARD.invokeExact(dt(qs), Layouts.longs(a, n),
-                        Layouts.longs(a, meta), seg(qs), seg(ks), seg(vs), seg(qt), seg(kt), seg(vt), seg(gradLoss),
-                        seg(gradQs), seg(gradKs), seg(gradVs)));
-            } catch (Throwable t) {
-                throw rethrow(t);
-            }
+            invoke(op, a -> (int) NativeBindings.TOKEN_RELATION_KL_BACKWARD.invokeExact(dt(qs), Layouts.longs(a, n),
+                    Layouts.longs(a, meta), seg(qs), seg(ks), seg(vs), seg(qt), seg(kt), seg(vt), seg(gradLoss),
+                    seg(gradQs), seg(gradKs), seg(gradVs)));
             return;
         }
         fallback(op, why);
@@ -1308,14 +1191,10 @@ public final class NativeBackend implements Backend {
             // The bias corrections as the reference computes them (Math.pow), so both round alike.
             double[] hyper = {1 - lr * weightDecay, weightDecay, beta1, beta2, lr / (1 - Math.pow(beta1, step)),
                     Math.sqrt(1 - Math.pow(beta2, step)), eps};
-            try (Arena a = Arena.ofConfined()) {
-                status(op, (int) NativeBindings.ADAM_UPDATE.invokeExact(dt(param), n,
-                        Layouts.longs(a, param.offset(), grad.offset(), m.offset(), v.offset()),
-                        a.allocateFrom(ValueLayout.JAVA_DOUBLE, hyper), decoupled ? 1 : 0, seg(param), seg(grad), seg(m),
-                        seg(v)));
-            } catch (Throwable t) {
-                throw rethrow(t);
-            }
+            invoke(op, a -> (int) NativeBindings.ADAM_UPDATE.invokeExact(dt(param), n,
+                    Layouts.longs(a, param.offset(), grad.offset(), m.offset(), v.offset()),
+                    a.allocateFrom(ValueLayout.JAVA_DOUBLE, hyper), decoupled ? 1 : 0, seg(param), seg(grad), seg(m),
+                    seg(v)));
             return;
         }
         fallback(op, why);
@@ -1417,6 +1296,25 @@ public final class NativeBackend implements Backend {
     private void fallback(String op, String why) {
         fallbacks.increment();
         lastFallback = op + ": " + why;
+    }
+
+    /**
+     * One downcall, returning the kernel's status. Its {@code invokeExact} stays at the call site,
+     * cast to {@code int}, with arguments of the handle's exact types; {@code a} is a confined arena
+     * for the call's shape and offset arrays, closed when the call returns.
+     */
+    @FunctionalInterface
+    private interface NativeCall {
+        int call(Arena a) throws Throwable;
+    }
+
+    /** Runs {@code call} in a fresh confined arena and throws for a status other than 0 (see {@link #status}). */
+    private static void invoke(String op, NativeCall call) {
+        try (Arena a = Arena.ofConfined()) {
+            status(op, call.call(a));
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
     }
 
     private static void status(String op, int st) {
