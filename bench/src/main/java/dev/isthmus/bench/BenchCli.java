@@ -303,7 +303,9 @@ public final class BenchCli {
             Optional<CaseSpec> c = all.stream().filter(s -> s.name().equals(name)).findFirst();
             if (c.isEmpty()) throw new UsageException("no case named '" + name + "' in cases.json (op cases: " + names(supported) + ")");
             if (!OpCases.isSupported(c.get())) {
-                throw new UsageException("case '" + name + "' has op '" + c.get().op() + "', which is not benchmarked here");
+                throw new UsageException("case '" + name + "' has op '" + c.get().op() + "'"
+                        + (c.get().json().hasNonNull("model") ? " (model '" + c.get().json().get("model").asText() + "')" : "")
+                        + ", which is not benchmarked here");
             }
         }
         return supported.stream().filter(c -> wanted.contains(c.name())).toList();

@@ -45,6 +45,13 @@ public record CaseSpec(String name, String op, JsonNode json) {
         return node.asInt();
     }
 
+    /** The text in field {@code key}, e.g. "model": "emo_1m". */
+    public String text(String key) {
+        JsonNode node = field(key);
+        if (!node.isTextual()) throw new IllegalArgumentException(where(key) + " is not a string: " + node);
+        return node.asText();
+    }
+
     private JsonNode field(String key) {
         JsonNode node = json.get(key);
         if (node == null) throw new IllegalArgumentException("case '" + name + "' (op " + op + ") has no field '" + key + "'");

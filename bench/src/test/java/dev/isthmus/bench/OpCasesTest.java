@@ -39,7 +39,8 @@ class OpCasesTest {
                 new Object[] {"{\"name\":\"d3\",\"op\":\"dwconv2d\",\"x\":[1,2,5,5],\"k\":5,\"stride\":1}", new long[] {1, 2, 5, 5}},
                 new Object[] {"{\"name\":\"a\",\"op\":\"attention\",\"q\":[2,2,5,3]}", new long[] {2, 2, 5, 3}},
                 new Object[] {"{\"name\":\"l\",\"op\":\"layernorm\",\"x\":[6,8]}", new long[] {6, 8}},
-                new Object[] {"{\"name\":\"s\",\"op\":\"softmax\",\"x\":[2,3,4,4]}", new long[] {2, 3, 4, 4}});
+                new Object[] {"{\"name\":\"s\",\"op\":\"softmax\",\"x\":[2,3,4,4]}", new long[] {2, 3, 4, 4}},
+                new Object[] {"{\"name\":\"e\",\"op\":\"model\",\"model\":\"emo_1m\",\"x\":[2,3,32,32]}", new long[] {2, 1000}});
     }
 
     @ParameterizedTest(name = "{0}")
@@ -111,13 +112,15 @@ class OpCasesTest {
                     "case " + c + ": op '" + c.op() + "' is neither benchmarked (OpCases.OPS) nor known to be measured elsewhere");
         }
         assertFalse(OpCases.supported(all).isEmpty());
-        assertTrue(OpCases.supported(all).stream().noneMatch(c -> c.op().equals("model")));
+        assertEquals(List.of("emo_1m_b1", "emo_1m_b8"), OpCases.supported(all).stream().filter(c -> c.op().equals("model"))
+                .map(CaseSpec::name).toList());
     }
 
     @Test
     void anUnknownOpIsRefusedByName() {
         var e = assertThrows(IllegalArgumentException.class,
-                () -> OpCases.prepare(spec("{\"name\":\"e\",\"op\":\"model\",\"model\":\"emo_1m\",\"x\":[1,3,8,8]}")));
-        assertTrue(e.getMessage().contains("'model'"), e.getMessage());
+                () -> OpCases.prepare(spec("{\"name\":\"e\",\"op\":\"unet\",\"x\":[1,3,8,8]}")));
+        assertTrue(e.getMessage().contains("'unet'"), e.getMessage());
+        assertFalse(OpCases.isSupported(spec("{\"name\":\"v\",\"op\":\"model\",\"model\":\"vit_t\",\"x\":[1,3,8,8]}")));
     }
 }

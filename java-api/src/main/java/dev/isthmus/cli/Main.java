@@ -8,7 +8,8 @@ import java.util.Locale;
  * The {@code isthmus} command line. The {@code ./isthmus} launcher at the repository root finds a
  * JDK, builds the project when needed and runs this class; {@code test} and {@code bench} are handled
  * by the launcher itself ({@code test} drives Maven; {@code bench} builds and runs the benchmark jar of
- * the {@code bench} module, whose command line is {@code dev.isthmus.bench.BenchCli}), the rest here.
+ * the {@code bench} module, whose command line is {@code dev.isthmus.bench.BenchCli}), the rest
+ * ({@code info}, {@code reproduce}, {@code predict}) here.
  */
 public final class Main {
     private Main() {}
@@ -51,6 +52,7 @@ public final class Main {
             }
             case "info" -> InfoCommand.run(rest, out, err);
             case "reproduce" -> ReproduceCommand.run(rest, out, err);
+            case "predict" -> PredictCommand.run(rest, out, err);
             case "test", "bench" -> {
                 err.println("isthmus: '" + command + "' is run by the ./isthmus launcher, not by this class"
                         + (command.equals("bench") ? " (it runs bench/target/benchmarks.jar)" : " (it drives Maven)"));
@@ -75,7 +77,7 @@ public final class Main {
                 Usage: ./isthmus <command> [arguments]
 
                 Commands:
-                  reproduce [NAME]  run the paper reproductions (none are registered yet), or those
+                  reproduce [NAME]  run every registered paper reproduction, or those
                                     named; --list, --quick, --seed N, --out DIR (reproduce --help);
                                     reports go to build/reproduce/index.html
                   test [maven args] build and run the whole test suite with Maven, on the native
@@ -84,6 +86,10 @@ public final class Main {
                   bench --json FILE JMH benchmarks of the op cases shared with the PyTorch baseline, written
                                     as JSON for ../shared/bench/compare.py; --sgemm for the SGEMM headline
                                     (./isthmus bench --help has every option)
+                  predict           run an EMO model with given weights on a tensor file or on images:
+                                    --model emo_1m --weights W.safetensors --input X.safetensors
+                                    --output Y.safetensors, or IMAGE... for the top-5 classes
+                                    (./isthmus predict --help has every option)
                   info              JDK, backends, native libraries, data sets and the op registry
                   help              this list
 

@@ -79,6 +79,31 @@ public final class Transforms {
         return (image, random) -> resizeBilinear(image, height, width);
     }
 
+    /** ImageNet's channel means (red, green, blue), as torchvision's pretrained models expect. */
+    public static final float[] IMAGENET_MEAN = {0.485f, 0.456f, 0.406f};
+
+    /** ImageNet's channel standard deviations. */
+    public static final float[] IMAGENET_STD = {0.229f, 0.224f, 0.225f};
+
+    /**
+     * The evaluation preprocessing of ImageNet classifiers, deterministic ({@code random} is unused and
+     * may be null): a grey image is repeated into three channels, the image resized bilinearly to
+     * {@code size x size} and normalised with {@link #IMAGENET_MEAN} and {@link #IMAGENET_STD}.
+     */
+    public static Transform imagenetEval(int size) {
+        Transform resize = resize(size, size), normalize = normalize(IMAGENET_MEAN, IMAGENET_STD);
+        return (image, random) -> normalize.apply(resize.apply(toRgb(image), random), random);
+    }
+
+    /** A one-channel image repeated into three channels; any other image as it is. */
+    public static Image toRgb(Image image) {
+        if (image.channels() != 1) return image;
+        int plane = image.height() * image.width();
+        float[] out = new float[3 * plane];
+        for (int c = 0; c < 3; c++) System.arraycopy(image.data(), 0, out, c * plane, plane);
+        return new Image(3, image.height(), image.width(), out);
+    }
+
     // ---- the exact transforms ----------------------------------------------------------------------
 
     /** The image mirrored left to right. */

@@ -16,6 +16,8 @@ import dev.isthmus.tensor.Tensor;
 
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Locale;
+import java.util.Map;
 
 /**
  * EMO, the efficient model of Zhang et al., "Rethinking Mobile Block for Efficient Attention-based
@@ -118,6 +120,57 @@ public final class Emo extends Module {
     /** EMO-6M (6.17 M parameters, 961 M multiply-adds). */
     public static Emo emo6m(int classes, double dropPath, Generator gen) {
         return new Emo(Config.emo6m().withClasses(classes).withDropPath(dropPath), gen);
+    }
+
+    /** The released models by name, as {@link #byName} takes them (also spelled {@code emo1m}, {@code EMO-1M}). */
+    public static final List<String> NAMES = List.of("emo_1m", "emo_2m", "emo_5m", "emo_6m");
+
+    /**
+     * The released configuration named {@code name} ({@code emo_1m}, {@code emo_2m}, {@code emo_5m},
+     * {@code emo_6m}; case, '-' and '_' do not matter), with 1000 classes and its training's drop-path rate.
+     *
+     * @throws IllegalArgumentException naming the known models, for any other name
+     */
+    public static Config config(String name) {
+        String key = name == null ? "" : name.toLowerCase(Locale.ROOT).replace("-", "").replace("_", "");
+        return switch (key) {
+            case "emo1m" -> Config.emo1m();
+            case "emo2m" -> Config.emo2m();
+            case "emo5m" -> Config.emo5m();
+            case "emo6m" -> Config.emo6m();
+            default -> throw new IllegalArgumentException("Emo: unknown model '" + name + "' (known: "
+                    + String.join(", ", NAMES) + ")");
+        };
+    }
+
+    /** The released model named {@code name} (see {@link #config(String)}) with {@code classes} classes. */
+    public static Emo byName(String name, int classes, Generator gen) {
+        return new Emo(config(name).withClasses(classes), gen);
+    }
+
+    /**
+     * The number of classes of a state dict: the rows of its {@code head.weight}, or 1000 when it has
+     * none (the strict load then reports the key as missing).
+     */
+    public static int classesOf(Map<String, Tensor> state) {
+        Tensor head = state.get("head.weight");
+        return head != null && head.dim() == 2 && head.size(0) >= 1 ? Math.toIntExact(head.size(0)) : 1000;
+    }
+
+    /**
+     * The model named {@code name} with the weights of {@code state} (a state dict, e.g. read with
+     * {@code SafeTensors.load}), its number of classes taken from {@code head.weight}, loaded strictly
+     * and put in eval mode.
+     *
+     * @throws IllegalArgumentException for an unknown name
+     * @throws Module.StateDictException when keys are missing or unexpected or shapes differ; its
+     *         {@link Module.StateDictException#report() report} lists them
+     */
+    public static Emo fromStateDict(String name, Map<String, Tensor> state) {
+        Emo model = byName(name, classesOf(state), new Generator(0));
+        model.loadStateDict(state, true);
+        model.eval();
+        return model;
     }
 
     public final Config config;

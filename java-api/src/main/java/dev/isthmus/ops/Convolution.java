@@ -94,7 +94,10 @@ public final class Convolution {
         int[] kernel = {Math.toIntExact(weight.size(2)), Math.toIntExact(weight.size(3))};
         Window g = window(op, x.shape(), kernel, stride, padding, dilation, x, weight);
         boolean depthwise = groups == cin && cout == cin && g.dh() == 1 && g.dw() == 1;
-        Tensor y = depthwise && Fusion.isEnabled() ? depthwiseConv2d(x, weight, g) : unfoldConv2d(x, weight, g, groups);
+        boolean pointwise = groups == 1 && g.kh() == 1 && g.kw() == 1 && g.sh() == 1 && g.sw() == 1 && g.ph() == 0
+                && g.pw() == 0;
+        Tensor y = depthwise && Fusion.isEnabled() ? depthwiseConv2d(x, weight, g)
+                : pointwise ? pointwiseConv2d(x, weight, g) : unfoldConv2d(x, weight, g, groups);
         FlopCounter.count(CONV2D, y.numel() * weight.size(1) * g.kh() * g.kw()); // each output sums Cin/groups·kh·kw products
         return bias == null ? y : Elementwise.add(y, reshape(bias, cout, 1, 1));
     }
@@ -110,6 +113,19 @@ public final class Convolution {
         Tensor columns = reshape(unfold(x, g), n, groups, k, windows);
         Tensor filters = reshape(weight, groups, cout / groups, k);
         return reshape(product(filters, columns), n, cout, g.outH(), g.outW());
+    }
+
+    /**
+     * A 1 x 1 convolution with groups 1, stride 1 and no padding (dilation does not matter), without
+     * bias: a matrix product over the channels, weight (Cout, Cin) times x viewed as (N, Cin, H·W),
+     * broadcast over N. The same sums as {@link #unfoldConv2d}, whose columns would be x itself, minus
+     * the unfold's copy (and, backward, the fold's); autograd differentiates it through reshape and
+     * the product, to any order.
+     */
+    private static Tensor pointwiseConv2d(Tensor x, Tensor weight, Window g) {
+        long n = x.size(0), cin = x.size(1), cout = weight.size(0);
+        Tensor y = product(reshape(weight, cout, cin), reshape(x, n, cin, g.h() * g.w()));
+        return reshape(y, n, cout, g.outH(), g.outW());
     }
 
     /**

@@ -35,7 +35,7 @@ class CliTest {
     void helpListsTheCommands() {
         Result r = run("--help");
         assertEquals(0, r.status());
-        for (String command : List.of("reproduce", "test", "bench", "info", "help")) {
+        for (String command : List.of("reproduce", "test", "bench", "predict", "info", "help")) {
             assertTrue(r.out().contains("  " + command), "help does not list " + command + ":\n" + r.out());
         }
     }

@@ -145,6 +145,8 @@ class OpConformanceTest {
                 of("embedding", "ids (13,23) in (97,65)", xs -> Indexing.embedding(ids, xs.get(0)), in(97, 65)),
                 of("conv2d", "(2,3,33,35) k3 s2 p1, bias", xs -> Convolution.conv2d(xs.get(0), xs.get(1), xs.get(2), 2, 1),
                         in(2, 3, 33, 35), in(7, 3, 3, 3), in(7)),
+                of("conv2d", "1x1 (2,24,29,31) -> 40, bias", xs -> Convolution.conv2d(xs.get(0), xs.get(1), xs.get(2),
+                        new int[] {1, 1}, new int[] {0, 0}, new int[] {1, 1}, 1), in(2, 24, 29, 31), in(40, 24, 1, 1), in(40)),
                 of("conv2d", "depthwise (1,6,31,29) k3 p1 d2", xs -> Convolution.conv2d(xs.get(0), xs.get(1), null,
                         new int[] {1, 1}, new int[] {2, 2}, new int[] {2, 2}, 6), in(1, 6, 31, 29), in(6, 1, 3, 3)),
                 of("max_pool2d", "(2,5,33,31) k3 s2 p1", xs -> Pooling.maxPool2d(xs.get(0), 3, 2, 1), in(2, 5, 33, 31)),

@@ -49,6 +49,22 @@ class ConvPoolNormTest {
         assertArrayEquals(expected.toDoubleArray(), y32.toDoubleArray(), 1e-4);
     }
 
+    /** The 1 x 1 fast path (a product over channels), on a contiguous and on a transposed input. */
+    @Test
+    void pointwiseConv2dMatchesNestedLoops() {
+        int[] one = {1, 1}, zero = {0, 0};
+        Tensor w = gen.normal(DType.FLOAT64, 5, 3, 1, 1), b = gen.normal(DType.FLOAT64, 5);
+        for (Tensor x : new Tensor[] {gen.normal(DType.FLOAT64, 2, 3, 4, 6),
+                Shapes.transpose(gen.normal(DType.FLOAT64, 2, 3, 6, 4), 2, 3)}) {
+            Tensor y = Convolution.conv2d(x, w, b, one, zero, one, 1);
+            assertArrayEquals(new long[] {2, 5, 4, 6}, y.shape());
+            assertArrayEquals(naiveConv2d(x, w, b, one, zero, one, 1).toDoubleArray(), y.toDoubleArray(), TOL);
+            // dilation 2 takes the unfold path: the same sums
+            assertArrayEquals(Convolution.conv2d(x, w, b, one, zero, new int[] {2, 2}, 1).toDoubleArray(),
+                    y.toDoubleArray(), TOL);
+        }
+    }
+
     @Test
     void depthwiseConv2dOnATransposedInputMatchesNestedLoops() {
         Tensor x = Shapes.transpose(gen.normal(DType.FLOAT64, 1, 3, 4, 5), 2, 3), w = gen.normal(DType.FLOAT64, 3, 1, 2, 2);

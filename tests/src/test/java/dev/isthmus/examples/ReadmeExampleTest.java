@@ -85,10 +85,10 @@ class ReadmeExampleTest {
     }
 
     @Test
-    void theReadmeHasTheTwoExamples() throws IOException {
+    void theReadmeHasTheThreeExamples() throws IOException {
         List<String> names = new ArrayList<>();
         for (String block : javaBlocks(Files.readString(readme(), StandardCharsets.UTF_8))) names.add(className(block));
-        assertEquals(List.of("ReadmeExample", "TrainAndSave"), names);
+        assertEquals(List.of("ReadmeExample", "TrainAndSave", "ClassifyImage"), names);
     }
 
     @Test
@@ -107,6 +107,30 @@ class ReadmeExampleTest {
         Map<String, Tensor> weights = SafeTensors.load(saved);
         assertEquals(Set.of("0.weight", "0.bias", "2.weight", "2.bias"), weights.keySet());
         assertArrayEquals(new long[] {32, 2}, weights.get("0.weight").shape());
+    }
+
+    /**
+     * The classification example: at most 10 statements in main; on random EMO-1M weights with 10
+     * classes and a generated PNG it prints 5 predictions, most probable first.
+     */
+    @Test
+    void theClassifyExamplePrintsFivePredictions(@TempDir Path tmp) throws Exception {
+        String source = javaBlocks(Files.readString(readme(), StandardCharsets.UTF_8)).get(2);
+        String body = source.substring(source.indexOf("main("));
+        long statements = body.lines().skip(1).map(String::strip)
+                .filter(l -> !l.isEmpty() && !l.startsWith("}") && !l.startsWith("//")).count();
+        assertTrue(statements <= 10, "the example is meant to take at most 10 lines in main:\n" + source);
+        Path weights = tmp.resolve("emo.safetensors"), png = tmp.resolve("image.png");
+        SafeTensors.write(weights, dev.isthmus.models.Emo.emo1m(10, 0.0, new dev.isthmus.tensor.Generator(1)).stateDict());
+        java.awt.image.BufferedImage img = new java.awt.image.BufferedImage(50, 40, java.awt.image.BufferedImage.TYPE_INT_RGB);
+        for (int y = 0; y < 40; y++) for (int x = 0; x < 50; x++) img.setRGB(x, y, (x * 5) << 16 | (y * 6) << 8 | 99);
+        assertTrue(javax.imageio.ImageIO.write(img, "png", png.toFile()));
+        String printed = compileAndRun(tmp, source, weights.toString(), png.toString());
+        Matcher m = Pattern.compile("(?m)^\\s*([0-9.]+)\\s+class (\\d+) \\(\\d+\\)$").matcher(printed);
+        List<Double> probabilities = new ArrayList<>();
+        while (m.find()) probabilities.add(Double.parseDouble(m.group(1)));
+        assertEquals(5, probabilities.size(), "expected 5 predictions:\n" + printed);
+        for (int i = 1; i < 5; i++) assertTrue(probabilities.get(i) <= probabilities.get(i - 1), printed);
     }
 
     private static String className(String source) {

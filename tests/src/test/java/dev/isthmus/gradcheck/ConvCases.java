@@ -32,6 +32,8 @@ final class ConvCases {
                         new long[] {3, 4}, new int[] {2, 2}, new int[] {1, 2}, new int[] {1, 0}, new int[] {1, 1}), in(1, 4, 8)),
                 of("conv2d", "stride 2, padding 1, bias", xs -> Convolution.conv2d(xs.get(0), xs.get(1), xs.get(2), 2, 1),
                         in(1, 2, 4, 4), in(3, 2, 2, 2), in(3)),
+                of("conv2d", "1x1 (pointwise), bias", xs -> Convolution.conv2d(xs.get(0), xs.get(1), xs.get(2),
+                        new int[] {1, 1}, new int[] {0, 0}, new int[] {1, 1}, 1), in(2, 3, 2, 3), in(4, 3, 1, 1), in(4)),
                 of("conv2d", "dilation 2, stride (1,2), padding (0,1), no bias", xs -> Convolution.conv2d(xs.get(0), xs.get(1),
                         null, new int[] {1, 2}, new int[] {0, 1}, new int[] {2, 2}, 1), in(2, 1, 5, 4), in(2, 1, 2, 2)),
                 of("conv2d", "2 groups, bias", xs -> Convolution.conv2d(xs.get(0), xs.get(1), xs.get(2),
