@@ -83,15 +83,12 @@ final class ReproduceCommand {
         List<String> unknown = names.stream().filter(n -> !known.containsKey(n)).toList();
         if (!unknown.isEmpty()) {
             for (String n : unknown) err.println("isthmus reproduce: no reproduction named '" + n + "'");
-            err.println(known.isEmpty() ? "No reproductions are registered yet."
+            err.println(known.isEmpty() ? "No reproductions are registered."
                     : "Registered: " + String.join(", ", known.keySet()) + " (./isthmus reproduce --list describes them).");
             return Main.USAGE;
         }
         if (known.isEmpty()) {
-            out.println("No reproductions are registered yet: the first, fashion-mnist-baseline, arrives with");
-            out.println("the data sets. Nothing was run.");
-            out.println("What works today: the tensor core, autograd, the backends and the training stack;");
-            out.println("'./isthmus test' checks them and './isthmus info' describes this installation.");
+            out.println("No reproductions are registered. Nothing was run.");
             return 0;
         }
         List<Experiment> selected = names.isEmpty() ? List.copyOf(known.values())
