@@ -27,10 +27,8 @@ script reports how far that lands from the reference relative to the Java test's
 Every case seeds torch's generator from its own name, so adding or changing a case leaves the
 others' files byte-identical.
 """
-import json
 import math
 import os
-import struct
 import sys
 import warnings
 import zlib
@@ -48,34 +46,10 @@ torch.use_deterministic_algorithms(True)
 warnings.filterwarnings("ignore", message="reduction: 'mean' divides the total loss")
 
 
-# ---- safetensors writer -------------------------------------------------------------------------
+# ---- safetensors writer: tools/safetensors_writer.py (shared with the checkpoint converter) ----
 
-def write_safetensors(path, tensors, metadata):
-    header = {}
-    if metadata:
-        header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
-    blobs, offset = [], 0
-    for name, t in tensors.items():
-        t = t.detach().contiguous().cpu()
-        if t.dtype == torch.float32:
-            code, fmt = "F32", "<f4"
-        elif t.dtype == torch.float64:
-            code, fmt = "F64", "<f8"
-        elif t.dtype == torch.int64:
-            code, fmt = "I64", "<i8"
-        else:
-            raise TypeError(f"{name}: unsupported dtype {t.dtype}")
-        data = t.numpy().astype(fmt).tobytes()
-        header[name] = {"dtype": code, "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    hb = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    hb += b" " * ((8 - len(hb) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(hb)))
-        f.write(hb)
-        for b in blobs:
-            f.write(b)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools"))
+from safetensors_writer import write_safetensors  # noqa: E402,F401  (re-exported to the other fixture scripts)
 
 
 # ---- random inputs (float32 / int64) ------------------------------------------------------------
