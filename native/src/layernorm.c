@@ -267,14 +267,23 @@ static void ln_backward_row_double(int64_t d, const double *g, const double *x, 
             return ST_NO_MEMORY;                                                                   \
         }                                                                                          \
         if (per > 0) {                                                                             \
+            /* Block partials summed in block order for every element, a row of partials at a time: \
+               the additions run across elements (vectors) instead of one dependent chain each. */ \
+            double *acc = calloc((size_t) (per * d), sizeof(double));                              \
+            if (acc == NULL) {                                                                     \
+                free(part);                                                                        \
+                return ST_NO_MEMORY;                                                               \
+            }                                                                                      \
+            for (int64_t bk = 0; bk < blocks; bk++) {                                              \
+                const T *row = part + bk * per * d;                                                \
+                _Pragma("omp simd")                                                                \
+                for (int64_t e = 0; e < per * d; e++) acc[e] += (double) row[e];                   \
+            }                                                                                      \
             for (int k = 0; k < per; k++) {                                                        \
                 T *dst = k == 0 && gw != NULL ? gw : gb;                                           \
-                for (int64_t e = 0; e < d; e++) {                                                  \
-                    double s = 0;                                                                  \
-                    for (int64_t bk = 0; bk < blocks; bk++) s += (double) part[(bk * per + k) * d + e]; \
-                    dst[e] = (T) s;                                                                \
-                }                                                                                  \
+                for (int64_t e = 0; e < d; e++) dst[e] = (T) acc[k * d + e];                       \
             }                                                                                      \
+            free(acc);                                                                             \
             free(part);                                                                            \
         }                                                                                          \
         return ST_OK;                                                                              \
