@@ -87,7 +87,8 @@ static void pool_flat_free(pool_flat *f) { free(f->base); }
 static inline void pool_cells(const pool_flat *f, int64_t b, int64_t sw, int64_t *c0, int64_t *c1) {
     int64_t lead = f->g.pw - b; // image column 0 is cell lead / sw
     *c0 = lead <= 0 ? 0 : (lead + sw - 1) / sw;
-    *c1 = (f->g.w - 1 + lead) / sw + 1;
+    int64_t last = f->g.w - 1 + lead; // the cell of the last image column, times sw; negative when this
+    *c1 = last < 0 ? 0 : last / sw + 1; // phase holds no image column (C division truncates towards 0)
     if (*c1 > f->pitch) *c1 = f->pitch;
 }
 

@@ -10,6 +10,7 @@ import dev.isthmus.models.Emo;
 import dev.isthmus.models.Prediction;
 import dev.isthmus.nn.Module;
 import dev.isthmus.ops.Shapes;
+import dev.isthmus.tensor.Generator;
 import dev.isthmus.tensor.Scope;
 import dev.isthmus.tensor.Tensor;
 
@@ -81,7 +82,7 @@ public final class PredictCommand {
         }
         try (Scope scope = Scope.open("predict"); var off = GradMode.noGrad()) {
             Map<String, Tensor> state = SafeTensors.load(args.weights());
-            Emo model = Emo.byName(args.model(), Emo.classesOf(state), new dev.isthmus.tensor.Generator(0));
+            Emo model = Emo.byName(args.model(), Emo.classesOf(state), new Generator(0));
             Module.LoadReport report = model.loadStateDict(state, args.strict());
             if (!report.isClean()) err.println("isthmus predict: warning: weights loaded partly: " + report);
             model.eval();

@@ -93,7 +93,7 @@ public final class DataLoader {
 
     public int batchesPerEpoch() {
         int n = dataset.size();
-        return dropLast ? n / batchSize : (n + batchSize - 1) / batchSize;
+        return dropLast ? n / batchSize : (int) (((long) n + batchSize - 1) / batchSize);
     }
 
     /** The data set indices in the order epoch {@code epoch} visits them: a function of (seed, epoch) only. */

@@ -187,10 +187,15 @@ public final class Idx {
     /** The file's bytes, decompressed when they start as gzip does. */
     private static InputStream open(Path file) throws IOException {
         InputStream in = new BufferedInputStream(Files.newInputStream(file), 1 << 16);
-        in.mark(2);
-        int b0 = in.read(), b1 = in.read();
-        in.reset();
-        return b0 == 0x1f && b1 == 0x8b ? new GZIPInputStream(in, 1 << 16) : in;
+        try {
+            in.mark(2);
+            int b0 = in.read(), b1 = in.read();
+            in.reset();
+            return b0 == 0x1f && b1 == 0x8b ? new GZIPInputStream(in, 1 << 16) : in;
+        } catch (IOException | RuntimeException e) { // a corrupt gzip header: close the file before reporting
+            in.close();
+            throw e;
+        }
     }
 
     private static Header header(Path file, InputStream in) throws IOException {

@@ -1,6 +1,5 @@
 package dev.isthmus.data;
 
-import dev.isthmus.tensor.Generator;
 
 import java.util.Arrays;
 import java.util.List;

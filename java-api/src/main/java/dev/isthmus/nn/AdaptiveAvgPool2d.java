@@ -4,7 +4,7 @@ import dev.isthmus.ops.Pooling;
 import dev.isthmus.tensor.Tensor;
 
 /** Adaptive average pooling to a fixed (height, width), as {@code torch.nn.AdaptiveAvgPool2d}. */
-public class AdaptiveAvgPool2d extends Module {
+public final class AdaptiveAvgPool2d extends Module {
     public final int outH, outW;
 
     public AdaptiveAvgPool2d(int outH, int outW) {

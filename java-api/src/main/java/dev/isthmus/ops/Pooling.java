@@ -113,6 +113,7 @@ public final class Pooling {
     private static Window poolWindow(String op, Tensor x, int[] kernel, int[] stride, int[] padding) {
         Checks.floating(op, x);
         Checks.rank(op, x, 4);
+        if (x.size(2) == 0 || x.size(3) == 0) throw Checks.error(op, "expects a non-empty image (H, W > 0)", x); // as PyTorch
         Window g = Convolution.window(op, x.shape(), kernel, stride, padding, new int[] {1, 1}, x);
         if (g.ph() > g.kh() / 2 || g.pw() > g.kw() / 2) {
             throw Checks.error(op, "padding (" + g.ph() + ", " + g.pw() + ") must be at most half the kernel ("

@@ -19,6 +19,8 @@ import dev.isthmus.tensor.Generator;
 import dev.isthmus.tensor.Scope;
 import dev.isthmus.tensor.Tensor;
 
+import java.util.Locale;
+
 /**
  * The first reproduction, and the check that the whole training stack works on real data: a small
  * CNN ({@link SmallCnn}) trained from scratch on all 60,000 Fashion-MNIST training images, tested on
@@ -108,7 +110,7 @@ public final class FashionMnistBaseline implements Experiment {
                         step++;
                         if (++window == 50) {
                             lossCurve.add((double) step / perEpoch, windowLoss / window);
-                            bar.status(String.format("epoch %d/%d, loss %.3f", epoch + 1, epochs, windowLoss / window));
+                            bar.status(String.format(Locale.ROOT, "epoch %d/%d, loss %.3f", epoch + 1, epochs, windowLoss / window));
                             windowLoss = 0;
                             window = 0;
                         }
@@ -120,7 +122,7 @@ public final class FashionMnistBaseline implements Experiment {
                 trainAcc.add(epoch + 1, (double) correct / seen);
                 lastTestAccuracy = evaluate(model, testLoader).accuracy();
                 testAcc.add(epoch + 1, lastTestAccuracy);
-                bar.status(String.format("epoch %d/%d, loss %.3f, test accuracy %.4f", epoch + 1, epochs, lastLoss,
+                bar.status(String.format(Locale.ROOT, "epoch %d/%d, loss %.3f, test accuracy %.4f", epoch + 1, epochs, lastLoss,
                         lastTestAccuracy));
             }
         }

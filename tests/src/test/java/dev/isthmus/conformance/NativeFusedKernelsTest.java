@@ -297,11 +297,14 @@ class NativeFusedKernelsTest extends NativeKernelTestBase {
      */
     private static final int[][] POOL_WINDOWS = {{2, 2, 2, 2, 0, 0}, {2, 2, 2, 2, 1, 1}, {3, 3, 2, 2, 1, 1},
             {3, 3, 1, 1, 1, 1}, {3, 2, 2, 3, 1, 1}, {2, 4, 1, 2, 0, 2}, {1, 1, 1, 1, 0, 0}, {5, 5, 3, 3, 2, 2},
-            {2, 2, 3, 1, 1, 0}, {4, 4, 4, 4, 0, 0}};
+            {2, 2, 3, 1, 1, 0}, {4, 4, 4, 4, 0, 0}, {1, 3, 1, 3, 0, 1}};
 
-    /** (N, C, H, W): odd and non-square images, the CNN's 28 x 28, a 1-row image, one past the parallel grain. */
+    /**
+     * (N, C, H, W): odd and non-square images, the CNN's 28 x 28, a 1-row and a 1-column image (narrower
+     * than a stride: a phase buffer with no image column), one past the parallel grain.
+     */
     private static final long[][] POOL_IMAGES = {{2, 3, 9, 13}, {1, 2, 28, 28}, {3, 2, 7, 7}, {2, 1, 1, 6},
-            {2, 3, 16, 33}, {4, 8, 40, 36}};
+            {2, 1, 5, 1}, {2, 3, 16, 33}, {4, 8, 40, 36}};
 
     @Test
     void poolingEveryWindowAndImage() {

@@ -141,7 +141,7 @@ public final class NativeBackend implements Backend {
 
     // ---- settings and facts ---------------------------------------------------------------------
 
-    /** Threads for the kernels' parallel loops and for OpenBLAS. */
+    /** Threads for the kernels' parallel loops, which also run the matrix products (OpenBLAS stays at one). */
     public void setThreads(int n) {
         if (n < 1) throw new IllegalArgumentException("thread count must be positive, got " + n);
         try {
@@ -330,7 +330,7 @@ public final class NativeBackend implements Backend {
             Layouts.Space sp = Layouts.coalesce(dst.shape(), new long[][] {dst.strides()}, 0);
             if (sp.rank() <= maxRank) {
                 long[] meta = Layouts.meta(sp, dst.offset());
-invoke(op, a -> (int) NativeBindings.FILL.invokeExact(sp.rank(), Layouts.longs(a, meta), dt(dst), seg(dst), value));
+                invoke(op, a -> (int) NativeBindings.FILL.invokeExact(sp.rank(), Layouts.longs(a, meta), dt(dst), seg(dst), value));
                 return;
             }
             why = "rank " + sp.rank() + " after coalescing";
@@ -978,8 +978,8 @@ invoke(op, a -> (int) NativeBindings.FILL.invokeExact(sp.rank(), Layouts.longs(a
         List<Strided> ins = new ArrayList<>(Arrays.asList(x, weight, bias));
         // The running statistics are updated in place in training, only read in evaluation.
         if (runningMean != null) (training ? outs : ins).addAll(List.of(runningMean, runningVar));
-        String why = training && n * s == 0 ? "an empty batch"
-                : fusedProblem(outs.toArray(Strided[]::new), ins.toArray(Strided[]::new));
+        if (training && n * s < 2) throw contract(op, "training needs at least two values per channel (N*S = " + n * s + ")", x);
+        String why = fusedProblem(outs.toArray(Strided[]::new), ins.toArray(Strided[]::new));
         if (why == null) {
             long[] dims = {n, c, s, x.offset(), offset(weight), offset(bias), offset(runningMean), offset(runningVar),
                     out.offset(), mean.offset(), rstd.offset()};
