@@ -121,7 +121,7 @@ final class ReproduceCommand {
                         r.criteria().size(), r.seconds());
                 rows.add(new Row(e.name(), r.verdict().label(), String.format(Locale.ROOT, "%.1f", r.seconds()),
                         outDir.resolve(r.jsonFile()).toString(), false));
-            } catch (Exception ex) {
+            } catch (Exception | StackOverflowError | OutOfMemoryError ex) { // one experiment's failure ends only it
                 err.println("isthmus reproduce: " + e.name() + " failed: " + ex);
                 ex.printStackTrace(err);
                 rows.add(new Row(e.name(), "failed", "-", "(none: " + ex.getClass().getSimpleName() + ")", true));

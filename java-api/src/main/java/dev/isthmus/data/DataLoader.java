@@ -156,6 +156,7 @@ public final class DataLoader {
         @Override public void run() {
             try {
                 for (int b = firstBatch, end = loader.batchesPerEpoch(); b < end; b++) {
+                    if (Thread.currentThread().isInterrupted()) return;
                     Item item = produce(b);
                     queue.put(item);
                     if (item instanceof Failed) return;
@@ -261,8 +262,12 @@ public final class DataLoader {
             stopper.clean();
             boolean interrupted = false;
             while (thread.isAlive()) {
+                // A data set or transform may swallow the interrupt and the thread then block on a full
+                // queue: empty the queue so that its put returns, and interrupt again, until it ends.
+                queue.clear();
+                thread.interrupt();
                 try {
-                    thread.join();
+                    thread.join(50);
                 } catch (InterruptedException e) {
                     interrupted = true;
                 }

@@ -16,10 +16,17 @@ import java.util.function.Consumer;
 abstract class NativeKernelTestBase {
     static NativeBackend nat;
     static List<String> isas;
+    /** The settings the backend started with (-Disthmus.native.isa, -Disthmus.threads or their defaults). */
+    private static String startIsa;
+    private static int startThreads;
 
     @BeforeAll
     static void load() {
         nat = Conformance.nativeBackend();
+        if (startIsa == null) {
+            startIsa = nat.isa();
+            startThreads = nat.threads();
+        }
         isas = new ArrayList<>();
         for (String isa : List.of("avx512", "avx2", "generic")) if (nat.isaSupported(isa)) isas.add(isa);
     }
@@ -27,13 +34,13 @@ abstract class NativeKernelTestBase {
     @AfterAll
     static void restore() { restoreDefaults(); }
 
-    /** The automatic ISA choice and one thread per core, as the backend starts. */
+    /** The ISA and thread count the backend started with. */
     static void restoreDefaults() {
-        nat.setIsa("auto");
-        nat.setThreads(Runtime.getRuntime().availableProcessors());
+        nat.setIsa(startIsa);
+        nat.setThreads(startThreads);
     }
 
-    /** Runs {@code body} under each instruction set this CPU supports, then goes back to the automatic choice. */
+    /** Runs {@code body} under each instruction set this CPU supports, then goes back to the one it started with. */
     static void forEachIsa(Consumer<String> body) {
         try {
             for (String isa : isas) {
@@ -41,7 +48,7 @@ abstract class NativeKernelTestBase {
                 body.accept(isa);
             }
         } finally {
-            nat.setIsa("auto");
+            nat.setIsa(startIsa);
         }
     }
 }
