@@ -17,10 +17,12 @@ written into tests/src/test/resources/emo/:
                           average and the classifier), the parameters per part, and the state dict
                           in order, one "name shape dtype" string per entry (shape as 24x3x3x3).
   emo_1m_parity.safetensors
-                          EMO-1M with 10 classes (so that the file stays near 5 MB): sd.<key>, its
-                          state dict as torch initialised it (seeded), with the norms' weights,
-                          biases and running statistics moved off their initial values so that they
-                          matter; input (2, 3, 128, 128), at which stage 3 forms 2 x 2 strided groups
+                          EMO-1M with 10 classes, its weights not stored (4.8 MB) but made by
+                          formula_state_dict below, which EmoParityTest repeats bit for bit in Java:
+                          every value of every state-dict entry comes from Isthmus's counter-based
+                          Generator seeded with the CRC-32 of the entry's name (weights uniform in
+                          +-1/sqrt(fan_in), norm weights near 1, biases and running means near 0,
+                          running variances in [0.5, 1.5), so that the norms matter); input (2, 3, 128, 128), at which stage 3 forms 2 x 2 strided groups
                           of a map padded from 8 to 14 and stage 4 pads 4 to 7; labels (2);
                           eval.logits (eval mode); then one training step (train mode, no drop
                           path, cross-entropy on the labels): train.logits, train.loss, grad.<param>
@@ -32,6 +34,7 @@ written into tests/src/test/resources/emo/:
 """
 import copy
 import json
+import math
 import os
 import sys
 import zlib
@@ -48,7 +51,7 @@ sys.path.insert(0, REFERENCE)
 import emo_torch  # noqa: E402
 
 OUT_DIR = os.path.join(HERE, "..", "src", "test", "resources", "emo")
-SIZE_LIMIT = 6 * 1024 * 1024
+SIZE_LIMIT = 2 * 2 ** 20  # tracked files stay small: the weights are made by formula, not stored
 
 # The parameters whose whole gradient is stored: one of each kind of layer, in every kind of block.
 FULL_GRADS = [
@@ -104,17 +107,46 @@ def structure(name):
     }
 
 
-def perturb_norms(model):
-    """Moves every norm's affine map and running statistics off their initial values."""
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, (torch.nn.BatchNorm2d, torch.nn.LayerNorm)):
-                m.weight.add_(0.1 * torch.randn_like(m.weight))
-                m.bias.add_(0.1 * torch.randn_like(m.bias))
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.copy_(0.1 * torch.randn_like(m.running_mean))
-                m.running_var.copy_(torch.rand_like(m.running_var) + 0.5)
-        model.head.bias.copy_(0.1 * torch.randn_like(model.head.bias))
+MASK = (1 << 64) - 1
+
+
+def _mix(z):
+    """SplitMix64's finaliser, as dev.isthmus.tensor.Generator.mix."""
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK
+    return z ^ (z >> 31)
+
+
+def generator_doubles(seed, n):
+    """The first n values of Generator(seed).nextDouble(): uniform in [0, 1) with 53 bits."""
+    base = (seed * 0x9E3779B97F4A7C15) & MASK
+    return [(_mix((base + _mix(i)) & MASK) >> 11) * 2.0 ** -53 for i in range(n)]
+
+
+def formula_value(key, shape, u):
+    """A state-dict entry's value from uniform u in [0, 1), by its name and shape (EmoParityTest.formulaValue)."""
+    if len(shape) >= 2:
+        fan_in = 1
+        for s in shape[1:]:
+            fan_in *= s
+        return (2 * u - 1) / math.sqrt(fan_in)
+    if key.endswith("running_var"):
+        return 0.5 + u
+    if key.endswith(".weight"):
+        return 1 + 0.1 * (2 * u - 1)
+    return 0.1 * (2 * u - 1)  # biases and running means
+
+
+def formula_state_dict(model):
+    out = {}
+    for key, t in model.state_dict().items():
+        if t.dtype == torch.int64:
+            out[key] = torch.zeros_like(t)
+            continue
+        us = generator_doubles(zlib.crc32(key.encode("utf-8")), t.numel())
+        values = [formula_value(key, tuple(t.shape), u) for u in us]
+        out[key] = torch.tensor(values, dtype=torch.float64).float().reshape(t.shape)
+    return out
 
 
 def direction(n):
@@ -127,11 +159,10 @@ def parity():
     for m in model.modules():
         if isinstance(m, emo_torch.DropPath):
             m.p = 0.0
-    perturb_norms(model)
+    model.load_state_dict(formula_state_dict(model))
     x = torch.randn(2, 3, 128, 128)
     labels = torch.tensor([3, 7])
-    tensors = {"sd." + k: v.clone() for k, v in model.state_dict().items()}
-    tensors["input"] = x
+    tensors = {"input": x}
     tensors["labels"] = labels
 
     ref = copy.deepcopy(model).double()
