@@ -26,23 +26,6 @@
 
 #define LN_BLOCK 32
 
-typedef float vf16 __attribute__((vector_size(64)));
-
-#if defined(__AVX512F__)
-// The two halves of 16 floats in double.
-static inline void widen16(vf16 v, vd8 *lo, vd8 *hi) {
-    *lo = (vd8) _mm512_cvtps_pd(_mm512_castps512_ps256((__m512) v));
-    *hi = (vd8) _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd((__m512) v), 1)));
-}
-#else
-static inline void widen16(vf16 v, vd8 *lo, vd8 *hi) {
-    vf8 l, h;
-    memcpy(&l, &v, 32);
-    memcpy(&h, (char *) &v + 32, 32);
-    *lo = __builtin_convertvector(l, vd8);
-    *hi = __builtin_convertvector(h, vd8);
-}
-#endif
 
 // ---- moments ----------------------------------------------------------------------------------
 

@@ -1,20 +1,10 @@
-// moments.h: what layer norm and batch norm share: vectors of 8 doubles (and float loads widened
-// into them), and (count, mean, m2) summaries of runs of values, m2 being the sum of squared
+// moments.h: what layer norm and batch norm share: float loads widened into vectors of 8 doubles,
+// and (count, mean, m2) summaries of runs of values, m2 being the sum of squared
 // deviations from the mean, merged by Chan's formula.
 #ifndef ISTHMUS_MOMENTS_H
 #define ISTHMUS_MOMENTS_H
 
-#include "kernels.h"
-
-// 64-byte vector types stay inside the including file; GCC's note about passing them by value does
-// not apply.
-#pragma GCC diagnostic ignored "-Wpsabi"
-
-typedef double vd8 __attribute__((vector_size(64)));
-typedef float vf8 __attribute__((vector_size(32)));
-
-#define LD(V, p) ({ V v_; memcpy(&v_, (p), sizeof v_); v_; })
-#define ST(p, v) do { __typeof__(v) v_ = (v); memcpy((p), &v_, sizeof v_); } while (0)
+#include "vec16.h"
 
 #if defined(__AVX512F__)
 #include <immintrin.h>

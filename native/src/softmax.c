@@ -13,10 +13,7 @@
 // Three paths: a contiguous line (softmax over the last dim) is vectorised along the line; lines
 // whose neighbours are adjacent in memory (softmax over dim 1 of (N, C, H, W)) are done in blocks
 // of SM_LANES lines side by side, vectorised across lines; anything else is a strided scalar loop.
-#include "kernels.h"
-
-// 64-byte vector types stay inside this file; GCC's note about passing them by value does not apply.
-#pragma GCC diagnostic ignored "-Wpsabi"
+#include "vec16.h"
 
 #define SM_LANES 64
 
@@ -47,72 +44,27 @@ static inline float sm_exp_f(float v) {
 
 // ---- one contiguous line ----------------------------------------------------------------------
 
-typedef float sm_vf16 __attribute__((vector_size(64)));
-typedef float sm_vf8 __attribute__((vector_size(32)));
-typedef double sm_vd8 __attribute__((vector_size(64)));
-typedef int32_t sm_vi16 __attribute__((vector_size(64)));
-
-// The two halves of 16 floats in double.
-#if defined(__AVX512F__)
-#include <immintrin.h>
-static inline void sm_widen16(sm_vf16 v, sm_vd8 *lo, sm_vd8 *hi) {
-    *lo = (sm_vd8) _mm512_cvtps_pd(_mm512_castps512_ps256((__m512) v));
-    *hi = (sm_vd8) _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd((__m512) v), 1)));
-}
-#else
-static inline void sm_widen16(sm_vf16 v, sm_vd8 *lo, sm_vd8 *hi) {
-    sm_vf8 l, h;
-    memcpy(&l, &v, sizeof l);
-    memcpy(&h, (char *) &v + sizeof l, sizeof h);
-    *lo = __builtin_convertvector(l, sm_vd8);
-    *hi = __builtin_convertvector(h, sm_vd8);
-}
-#endif
-
-// The first n < 16 elements of p, the rest `fill`; and the first n lanes of v into p.
-#if defined(__AVX512F__)
-static inline sm_vf16 sm_load_tail(const float *p, int64_t n, float fill) {
-    return (sm_vf16) _mm512_mask_loadu_ps(_mm512_set1_ps(fill), (__mmask16) ((1u << n) - 1), p);
-}
-static inline void sm_store_tail(float *p, sm_vf16 v, int64_t n) {
-    _mm512_mask_storeu_ps(p, (__mmask16) ((1u << n) - 1), (__m512) v);
-}
-#else
-static inline sm_vf16 sm_load_tail(const float *p, int64_t n, float fill) {
-    float t[16];
-    for (int j = 0; j < 16; j++) t[j] = j < n ? p[j] : fill;
-    sm_vf16 v;
-    memcpy(&v, t, sizeof v);
-    return v;
-}
-static inline void sm_store_tail(float *p, sm_vf16 v, int64_t n) {
-    float t[16];
-    memcpy(t, &v, sizeof v);
-    for (int64_t j = 0; j < n; j++) p[j] = t[j];
-}
-#endif
-
 // Lanes of a where mask is set (all ones), else of b.
-static inline sm_vf16 sm_select(sm_vi16 mask, sm_vf16 a, sm_vf16 b) {
-    return (sm_vf16) (((sm_vi16) a & mask) | ((sm_vi16) b & ~mask));
+static inline vf16 sm_select(vi16 mask, vf16 a, vf16 b) {
+    return (vf16) (((vi16) a & mask) | ((vi16) b & ~mask));
 }
 
 // sm_exp_f on 16 lanes, operation for operation (so the same bits as the scalar function, which the
 // other two paths use, vectorised by GCC or not): written out because GCC's vectorisation of the
 // scalar function spills its lanes through memory between the exponential and the sum.
-static inline sm_vf16 sm_exp16(sm_vf16 v) {
-    sm_vi16 under = v < -87.33654f;
-    sm_vf16 vc = sm_select(under, (sm_vf16) {0} - 87.33654f, v);
-    sm_vf16 tm = vc * 1.44269504088896341f + 12582912.0f;
-    sm_vf16 n = tm - 12582912.0f;
-    sm_vf16 r = vc - n * 0.693359375f;
+static inline vf16 sm_exp16(vf16 v) {
+    vi16 under = v < -87.33654f;
+    vf16 vc = sm_select(under, (vf16) {0} - 87.33654f, v);
+    vf16 tm = vc * 1.44269504088896341f + 12582912.0f;
+    vf16 n = tm - 12582912.0f;
+    vf16 r = vc - n * 0.693359375f;
     r = r - n * -2.12194440e-4f;
-    sm_vf16 z = r * r;
-    sm_vf16 y = ((((1.9875691500e-4f * r + 1.3981999507e-3f) * r + 8.3334519073e-3f) * r
+    vf16 z = r * r;
+    vf16 y = ((((1.9875691500e-4f * r + 1.3981999507e-3f) * r + 8.3334519073e-3f) * r
                   + 4.1665795894e-2f) * r + 1.6666665459e-1f) * r + 5.0000001201e-1f;
     y = y * z + r + 1.0f;
-    sm_vf16 result = y * (sm_vf16) (((sm_vi16) tm - 0x4B400000 + 127) << 23);
-    return (sm_vf16) ((sm_vi16) result & ~under);
+    vf16 result = y * (vf16) (((vi16) tm - 0x4B400000 + 127) << 23);
+    return (vf16) ((vi16) result & ~under);
 }
 
 static void line_f32(int is_log, const float *x, float *o, int64_t len) {
@@ -127,21 +79,21 @@ static void line_f32(int is_log, const float *x, float *o, int64_t len) {
     if (nan) m = NAN;
     // Sixteen elements at a time, the last chunk padded with -inf (whose exponential adds an exact
     // 0): element k goes to lane k % 8 as (lane + e[k]) + e[k + 8], the canonical order.
-    sm_vd8 acc = {0};
+    vd8 acc = {0};
     for (int64_t k = 0; k < len; k += 2 * SUM_LANES) {
         int64_t n = len - k < 2 * SUM_LANES ? len - k : 2 * SUM_LANES;
-        sm_vf16 ev;
+        vf16 ev;
         if (n == 2 * SUM_LANES) {
-            sm_vf16 xv;
+            vf16 xv;
             memcpy(&xv, x + k, sizeof xv);
             ev = sm_exp16(xv - m);
             if (!is_log) memcpy(o + k, &ev, sizeof ev);
         } else {
-            ev = sm_exp16(sm_load_tail(x + k, n, -INFINITY) - m);
-            if (!is_log) sm_store_tail(o + k, ev, n);
+            ev = sm_exp16(load_tail16(x + k, n, -INFINITY) - m);
+            if (!is_log) store_tail16(o + k, ev, n);
         }
-        sm_vd8 lo, hi;
-        sm_widen16(ev, &lo, &hi);
+        vd8 lo, hi;
+        widen16(ev, &lo, &hi);
         acc = (acc + lo) + hi;
     }
     double l[SUM_LANES];

@@ -11,68 +11,27 @@
 // neighbours are adjacent in memory are done SB_LANES at a time side by side, and anything else is
 // a strided loop; the sum follows the canonical 8-lane order of isthmus.h in all three, so a line
 // gives the same bits whatever its layout and the thread count.
-#include "kernels.h"
-
-// 64-byte vector types stay inside this file; GCC's note about passing them by value does not apply.
-#pragma GCC diagnostic ignored "-Wpsabi"
+#include "vec16.h"
 
 #define SB_LANES 64
-
-typedef float sb_vf16 __attribute__((vector_size(64)));
-typedef float sb_vf8 __attribute__((vector_size(32)));
-typedef double sb_vd8 __attribute__((vector_size(64)));
-
-#if defined(__AVX512F__)
-#include <immintrin.h>
-static inline void sb_widen16(sb_vf16 v, sb_vd8 *lo, sb_vd8 *hi) {
-    *lo = (sb_vd8) _mm512_cvtps_pd(_mm512_castps512_ps256((__m512) v));
-    *hi = (sb_vd8) _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd((__m512) v), 1)));
-}
-static inline sb_vf16 sb_load_tail(const float *p, int64_t n, float fill) {
-    return (sb_vf16) _mm512_mask_loadu_ps(_mm512_set1_ps(fill), (__mmask16) ((1u << n) - 1), p);
-}
-static inline void sb_store_tail(float *p, sb_vf16 v, int64_t n) {
-    _mm512_mask_storeu_ps(p, (__mmask16) ((1u << n) - 1), (__m512) v);
-}
-#else
-static inline void sb_widen16(sb_vf16 v, sb_vd8 *lo, sb_vd8 *hi) {
-    sb_vf8 l, h;
-    memcpy(&l, &v, sizeof l);
-    memcpy(&h, (char *) &v + sizeof l, sizeof h);
-    *lo = __builtin_convertvector(l, sb_vd8);
-    *hi = __builtin_convertvector(h, sb_vd8);
-}
-static inline sb_vf16 sb_load_tail(const float *p, int64_t n, float fill) {
-    float t[16];
-    for (int j = 0; j < 16; j++) t[j] = j < n ? p[j] : fill;
-    sb_vf16 v;
-    memcpy(&v, t, sizeof v);
-    return v;
-}
-static inline void sb_store_tail(float *p, sb_vf16 v, int64_t n) {
-    float t[16];
-    memcpy(t, &v, sizeof v);
-    for (int64_t j = 0; j < n; j++) p[j] = t[j];
-}
-#endif
 
 // A contiguous float32 line, 16 elements at a time (the tail padded so that its products are -0,
 // which leaves any sum unchanged): element k into lane k % 8 as (lane + p[k]) + p[k + 8], the
 // canonical order.
 static void sb_line_contiguous_float(const float *y, const float *g, float *o, int64_t len) {
-    sb_vd8 acc = {0};
+    vd8 acc = {0};
     for (int64_t k = 0; k < len; k += 16) {
         int64_t n = len - k < 16 ? len - k : 16;
-        sb_vf16 yv, gv;
+        vf16 yv, gv;
         if (n == 16) {
             memcpy(&yv, y + k, sizeof yv);
             memcpy(&gv, g + k, sizeof gv);
         } else {
-            yv = sb_load_tail(y + k, n, 0.0f);
-            gv = sb_load_tail(g + k, n, -0.0f);
+            yv = load_tail16(y + k, n, 0.0f);
+            gv = load_tail16(g + k, n, -0.0f);
         }
-        sb_vd8 lo, hi;
-        sb_widen16(gv * yv, &lo, &hi);
+        vd8 lo, hi;
+        widen16(gv * yv, &lo, &hi);
         acc = (acc + lo) + hi;
     }
     double l[SUM_LANES];
@@ -81,13 +40,13 @@ static void sb_line_contiguous_float(const float *y, const float *g, float *o, i
     for (int64_t k = 0; k < len; k += 16) {
         int64_t n = len - k < 16 ? len - k : 16;
         if (n == 16) {
-            sb_vf16 yv, gv;
+            vf16 yv, gv;
             memcpy(&yv, y + k, sizeof yv);
             memcpy(&gv, g + k, sizeof gv);
-            sb_vf16 r = yv * (gv - s);
+            vf16 r = yv * (gv - s);
             memcpy(o + k, &r, sizeof r);
         } else {
-            sb_store_tail(o + k, sb_load_tail(y + k, n, 0.0f) * (sb_load_tail(g + k, n, 0.0f) - s), n);
+            store_tail16(o + k, load_tail16(y + k, n, 0.0f) * (load_tail16(g + k, n, 0.0f) - s), n);
         }
     }
 }
