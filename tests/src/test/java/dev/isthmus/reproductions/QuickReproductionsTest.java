@@ -43,7 +43,7 @@ class QuickReproductionsTest {
     }
 
     private void runQuick(Experiment e) throws Exception {
-        // The reference-backend run of the suite excludes this package, but -Dtest=... overrides excludes.
+        // Skipped in the suite's second run, on the reference backend.
         Assumptions.assumeFalse(Backends.forDevice(Device.CPU) instanceof ReferenceBackend,
                 "reproductions train on the native backend; the reference backend is the kernels' oracle");
         if (e.name().startsWith("fashion-mnist")) {
