@@ -4,8 +4,9 @@
 // every element as a double, computes in double and rounds once on store; here float32 add, sub,
 // mul, div, sqrt and comparisons compute in float directly, which is the same thing (a float32
 // result of one IEEE operation on float32 inputs, rounded once, equals the double result rounded
-// to float). exp, sigmoid and tanh use the vectorisable float32 forms of isthmus.h (1-2 ulp);
-// log, log1p, erf and pow go through double libm, scalar. float64 uses libm throughout, and int64
+// to float). exp, sigmoid, tanh, GELU, SiLU and the last two's gradients use the vectorisable
+// float32 forms of isthmus.h (1-2 ulp; GELU's normal CDF about 2e-7 relative); log, log1p, erf and
+// pow go through double libm, scalar. float64 uses libm throughout, and int64
 // goes through double exactly as the reference does.
 //
 // Every kernel is a row function run by nd_run (isthmus.h) over Java's coalesced iteration space.
@@ -180,6 +181,8 @@ static void unary_row_f32(int kind, char **p, const int64_t *s, int64_t n) {
         case U_ERF: MAP1(float, float, (float) erf((double) v)); break;
         case U_SIGMOID: MAP1(float, float, sigmoid_f32(v)); break;
         case U_TANH: MAP1(float, float, tanh_f32(v)); break;
+        case U_GELU: MAP1(float, float, v * normal_cdf_f32(v)); break;
+        case U_SILU: MAP1(float, float, v * sigmoid_f32(v)); break;
     }
 }
 
@@ -195,8 +198,10 @@ static void unary_row_f64(int kind, char **p, const int64_t *s, int64_t n) {
         case U_SIGN: MAP1(double, double, java_signum(v)); break;
         case U_STEP: MAP1(double, double, v > 0 ? 1.0 : 0.0); break;
         case U_ERF: MAP1(double, double, erf(v)); break;
-        case U_SIGMOID: MAP1(double, double, unary_d(U_SIGMOID, v)); break;
+        case U_SIGMOID: MAP1(double, double, sigmoid_d(v)); break;
         case U_TANH: MAP1(double, double, tanh(v)); break;
+        case U_GELU: MAP1(double, double, v * normal_cdf_d(v)); break;
+        case U_SILU: MAP1(double, double, v * sigmoid_d(v)); break;
     }
 }
 
@@ -262,6 +267,8 @@ static void binary_row_f32(int kind, char **p, const int64_t *s, int64_t n) {
         case B_LE: MAP2(float, float, a <= b ? 1.0f : 0.0f); break;
         case B_EQ: MAP2(float, float, a == b ? 1.0f : 0.0f); break;
         case B_NE: MAP2(float, float, a != b ? 1.0f : 0.0f); break;
+        case B_GELU_GRAD: MAP2(float, float, a * gelu_grad_f32(b)); break;
+        case B_SILU_GRAD: MAP2(float, float, a * silu_grad_f32(b)); break;
     }
 }
 
@@ -280,6 +287,8 @@ static void binary_row_f64(int kind, char **p, const int64_t *s, int64_t n) {
         case B_LE: MAP2(double, double, a <= b ? 1.0 : 0.0); break;
         case B_EQ: MAP2(double, double, a == b ? 1.0 : 0.0); break;
         case B_NE: MAP2(double, double, a != b ? 1.0 : 0.0); break;
+        case B_GELU_GRAD: MAP2(double, double, a * gelu_grad_d(b)); break;
+        case B_SILU_GRAD: MAP2(double, double, a * silu_grad_d(b)); break;
     }
 }
 

@@ -49,8 +49,10 @@ enum {
 };
 
 // Kernel kinds: the ordinals of the enums in dev.isthmus.backend.Kernels.
-enum { U_NEG, U_EXP, U_LOG, U_LOG1P, U_SQRT, U_RSQRT, U_ABS, U_SIGN, U_STEP, U_ERF, U_SIGMOID, U_TANH, U_COUNT };
-enum { B_ADD, B_SUB, B_MUL, B_DIV, B_POW, B_MAXIMUM, B_MINIMUM, B_GT, B_GE, B_LT, B_LE, B_EQ, B_NE, B_COUNT };
+enum { U_NEG, U_EXP, U_LOG, U_LOG1P, U_SQRT, U_RSQRT, U_ABS, U_SIGN, U_STEP, U_ERF, U_SIGMOID, U_TANH, U_GELU, U_SILU,
+       U_COUNT };
+enum { B_ADD, B_SUB, B_MUL, B_DIV, B_POW, B_MAXIMUM, B_MINIMUM, B_GT, B_GE, B_LT, B_LE, B_EQ, B_NE, B_GELU_GRAD,
+       B_SILU_GRAD, B_COUNT };
 enum { R_SUM, R_MAX, R_MIN, R_COUNT };
 
 // ---- the per-ISA function table -------------------------------------------------------------
@@ -220,9 +222,48 @@ static inline float tanh_f32(float x) {
     return ax > 0.625f ? big : small;
 }
 
+// The standard normal CDF Phi(x) = erfc(-x / sqrt 2) / 2, for GELU. glibc's erff is scalar, so
+// erfc is the Chebyshev fit of Press et al. (Numerical Recipes, "erfcc"): for z >= 0,
+// erfc(z) = t exp(-z^2 - 1.26551223 + t P(t)) with t = 1 / (1 + z/2), fractional error below 1.2e-7
+// everywhere. Fractional in erfc means that Phi of a negative x keeps its relative accuracy far
+// into the tail, where 1 + erf(x / sqrt 2) would cancel to nothing.
+static inline float normal_cdf_f32(float x) {
+    float z = fabsf(x) * 0.70710678118654752f;
+    float t = 1.0f / (1.0f + 0.5f * z);
+    float p = -1.26551223f + t * (1.00002368f + t * (0.37409196f + t * (0.09678418f + t * (-0.18628806f
+              + t * (0.27886807f + t * (-1.13520398f + t * (1.48851587f + t * (-0.82215223f + t * 0.17087277f))))))));
+    float erfc = t * exp_f32(-z * z + p);
+    return x >= 0 ? 1.0f - 0.5f * erfc : 0.5f * erfc;
+}
+
+// gelu'(x) = Phi(x) + x phi(x), phi the normal density.
+static inline float gelu_grad_f32(float x) {
+    return normal_cdf_f32(x) + x * 0.39894228040143268f * exp_f32(-0.5f * x * x);
+}
+
+// silu'(x) = s (1 + x (1 - s)) with s = sigmoid(x).
+static inline float silu_grad_f32(float x) {
+    float s = sigmoid_f32(x);
+    return s * (1.0f + x * (1.0f - s));
+}
+
 // ---- the scalar definition of each kind, in double (mirrors ref/Scalar.java) -------------------
 
 static inline double erf_d(double x) { return erf(x); }
+
+static inline double sigmoid_d(double x) { return x >= 0 ? 1.0 / (1.0 + exp(-x)) : exp(x) / (1.0 + exp(x)); }
+
+// Phi(x) by the formula of the reference (0.5 (1 + erf(x / sqrt 2))), so that float64 agrees to rounding.
+static inline double normal_cdf_d(double x) { return 0.5 * (1.0 + erf(x * 0.70710678118654752)); }
+
+static inline double gelu_grad_d(double x) {
+    return normal_cdf_d(x) + x * exp(-0.5 * x * x) * 0.39894228040143268;
+}
+
+static inline double silu_grad_d(double x) {
+    double s = sigmoid_d(x);
+    return s * (1.0 + x * (1.0 - s));
+}
 
 static inline double unary_d(int kind, double x) {
     switch (kind) {
@@ -236,8 +277,10 @@ static inline double unary_d(int kind, double x) {
         case U_SIGN: return java_signum(x);
         case U_STEP: return x > 0 ? 1.0 : 0.0;
         case U_ERF: return erf_d(x);
-        case U_SIGMOID: return x >= 0 ? 1.0 / (1.0 + exp(-x)) : exp(x) / (1.0 + exp(x));
+        case U_SIGMOID: return sigmoid_d(x);
         case U_TANH: return tanh(x);
+        case U_GELU: return x * normal_cdf_d(x);
+        case U_SILU: return x * sigmoid_d(x);
         default: return NAN;
     }
 }
@@ -257,6 +300,8 @@ static inline double binary_d(int kind, double a, double b) {
         case B_LE: return a <= b ? 1.0 : 0.0;
         case B_EQ: return a == b ? 1.0 : 0.0;
         case B_NE: return a != b ? 1.0 : 0.0;
+        case B_GELU_GRAD: return a * gelu_grad_d(b);
+        case B_SILU_GRAD: return a * silu_grad_d(b);
         default: return NAN;
     }
 }

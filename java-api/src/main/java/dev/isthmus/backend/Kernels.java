@@ -4,11 +4,18 @@ package dev.isthmus.backend;
 public final class Kernels {
     private Kernels() {}
 
-    /** One input, one output, same shape. STEP is the Heaviside mask {@code x > 0 ? 1 : 0}. */
-    public enum Unary { NEG, EXP, LOG, LOG1P, SQRT, RSQRT, ABS, SIGN, STEP, ERF, SIGMOID, TANH }
+    /**
+     * One input, one output, same shape. STEP is the Heaviside mask {@code x > 0 ? 1 : 0}; GELU is
+     * the exact (erf) form {@code x * Phi(x)}, SILU is {@code x * sigmoid(x)}.
+     */
+    public enum Unary { NEG, EXP, LOG, LOG1P, SQRT, RSQRT, ABS, SIGN, STEP, ERF, SIGMOID, TANH, GELU, SILU }
 
-    /** Two inputs already broadcast to the output shape. Comparisons write 1 or 0. */
-    public enum Binary { ADD, SUB, MUL, DIV, POW, MAXIMUM, MINIMUM, GT, GE, LT, LE, EQ, NE }
+    /**
+     * Two inputs already broadcast to the output shape. Comparisons write 1 or 0. GELU_GRAD and
+     * SILU_GRAD are the activations' backward passes fused into one kernel: {@code a * f'(b)} for the
+     * output gradient a at the input b.
+     */
+    public enum Binary { ADD, SUB, MUL, DIV, POW, MAXIMUM, MINIMUM, GT, GE, LT, LE, EQ, NE, GELU_GRAD, SILU_GRAD }
 
     /** Reductions over a set of dimensions; the output keeps them with size 1. */
     public enum Reduce { SUM, MAX, MIN }

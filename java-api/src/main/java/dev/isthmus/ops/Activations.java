@@ -15,11 +15,13 @@ public final class Activations {
 
     static final Op RELU = Op.primitive("relu"), SIGMOID = Op.primitive("sigmoid"), TANH = Op.primitive("tanh"),
             SOFTMAX = Op.primitive("softmax"), LOG_SOFTMAX = Op.primitive("log_softmax"),
-            LEAKY_RELU = Op.composite("leaky_relu"), GELU = Op.composite("gelu"),
-            GELU_TANH = Op.composite("gelu_tanh"), SILU = Op.composite("silu"), SOFTPLUS = Op.composite("softplus");
+            LEAKY_RELU = Op.composite("leaky_relu"), GELU = Op.primitive("gelu"),
+            GELU_BACKWARD = Op.primitive("gelu_backward"), GELU_TANH = Op.composite("gelu_tanh"),
+            SILU = Op.primitive("silu"), SILU_BACKWARD = Op.primitive("silu_backward"),
+            SOFTPLUS = Op.composite("softplus");
 
-    static final List<Op> OPS = List.of(RELU, SIGMOID, TANH, SOFTMAX, LOG_SOFTMAX, LEAKY_RELU, GELU, GELU_TANH,
-            SILU, SOFTPLUS);
+    static final List<Op> OPS = List.of(RELU, SIGMOID, TANH, SOFTMAX, LOG_SOFTMAX, LEAKY_RELU, GELU, GELU_BACKWARD,
+            GELU_TANH, SILU, SILU_BACKWARD, SOFTPLUS);
 
     public static Tensor relu(Tensor x) {
         Checks.floating(RELU.name(), x);
@@ -44,9 +46,33 @@ public final class Activations {
         return where(step(x), x, mul(x, slope));
     }
 
-    /** x * Phi(x) with the exact normal CDF: 0.5 x (1 + erf(x / sqrt 2)). */
+    /**
+     * x * Phi(x) with the exact normal CDF: 0.5 x (1 + erf(x / sqrt 2)). One kernel forward and one
+     * backward ({@link #geluBackward}): written with erf, mul and add it would be five passes over
+     * the tensor forward and more than ten backward, and mobile models spend much of a training step
+     * in their activations.
+     */
     public static Tensor gelu(Tensor x) {
-        return mul(mul(x, 0.5), add(erf(mul(x, 1 / Math.sqrt(2))), 1));
+        Checks.floating(GELU.name(), x);
+        Tensor y = unaryRaw(GELU.name(), Unary.GELU, x);
+        return GELU.record(y, g -> new Tensor[] {geluBackward(g, x)}, x);
+    }
+
+    /**
+     * g * gelu'(x) = g (Phi(x) + x phi(x)), the gradient of {@link #gelu} in one kernel. Its own
+     * gradient needs gelu''(x) = phi(x) (2 - x^2), written with generic ops: second-order use is rare
+     * enough that a kernel would not pay.
+     */
+    static Tensor geluBackward(Tensor g, Tensor x) {
+        Tensor out = binaryRaw(GELU_BACKWARD.name(), Binary.GELU_GRAD, g, x);
+        return GELU_BACKWARD.record(out, gg -> new Tensor[] {
+                g.requiresGrad() ? geluBackward(gg, x) : null,
+                x.requiresGrad() ? mul(mul(gg, g), geluSecond(x)) : null}, g, x);
+    }
+
+    private static Tensor geluSecond(Tensor x) {
+        Tensor x2 = mul(x, x);
+        return mul(mul(exp(mul(x2, -0.5)), 1 / Math.sqrt(2 * Math.PI)), sub(2, x2));
     }
 
     /** The tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). */
@@ -55,8 +81,28 @@ public final class Activations {
         return mul(mul(x, 0.5), add(tanh(inner), 1));
     }
 
-    /** x * sigmoid(x), also called swish. */
-    public static Tensor silu(Tensor x) { return mul(x, sigmoid(x)); }
+    /** x * sigmoid(x), also called swish; one kernel forward and one backward, as {@link #gelu}. */
+    public static Tensor silu(Tensor x) {
+        Checks.floating(SILU.name(), x);
+        Tensor y = unaryRaw(SILU.name(), Unary.SILU, x);
+        return SILU.record(y, g -> new Tensor[] {siluBackward(g, x)}, x);
+    }
+
+    /**
+     * g * silu'(x) = g s (1 + x (1 - s)) with s = sigmoid(x), in one kernel; its own gradient uses
+     * silu''(x) = s (1 - s) (2 + x (1 - 2 s)).
+     */
+    static Tensor siluBackward(Tensor g, Tensor x) {
+        Tensor out = binaryRaw(SILU_BACKWARD.name(), Binary.SILU_GRAD, g, x);
+        return SILU_BACKWARD.record(out, gg -> new Tensor[] {
+                g.requiresGrad() ? siluBackward(gg, x) : null,
+                x.requiresGrad() ? mul(mul(gg, g), siluSecond(x)) : null}, g, x);
+    }
+
+    private static Tensor siluSecond(Tensor x) {
+        Tensor s = sigmoid(x);
+        return mul(mul(s, sub(1, s)), add(mul(x, sub(1, mul(s, 2))), 2));
+    }
 
     /** log(1 + exp(beta x)) / beta, written as relu(bx) + log1p(exp(-|bx|)) so it never overflows. */
     public static Tensor softplus(Tensor x, double beta) {

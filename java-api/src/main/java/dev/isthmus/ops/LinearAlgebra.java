@@ -50,8 +50,50 @@ public final class LinearAlgebra {
         a.backend().matmul(batched(op, a, batch, batches), batched(op, b, batch, batches),
                 new Strided(out.data(op).storage(), new long[] {batches, m, n}, new long[] {m * n, n, 1}, 0));
         return MATMUL.record(out, g -> new Tensor[] {
-                a.requiresGrad() ? sumTo(product(g, transpose(b, -1, -2)), a.shape()) : null,
-                b.requiresGrad() ? sumTo(product(transpose(a, -1, -2), g), b.shape()) : null}, a, b);
+                a.requiresGrad() ? gradientOfLeft(g, a, b, batches) : null,
+                b.requiresGrad() ? gradientOfRight(g, a, b, batches) : null}, a, b);
+    }
+
+    /*
+     * The gradient of a matrix shared by every batch (a weight: a 1 x 1 convolution's, or a linear
+     * layer's applied to a batch of sequences) is a sum over the batch of per-batch products. Summed
+     * as such (a batched product, then a reduction) it would write a (batches, m, k) temporary that
+     * can be far larger than the activations (64 x 588 x 168 for EMO's last stage), and run many
+     * small products. Written as one product whose inner dim runs over the batch too, it is a single
+     * well-shaped GEMM on at most one rearranged copy of each operand.
+     */
+
+    /** dL/da for out = a b with the output gradient g: the sum over a's broadcast batch dims of g bᵀ. */
+    private static Tensor gradientOfLeft(Tensor g, Tensor a, Tensor b, long batches) {
+        if (a.dim() == 2 && batches > 1 && b.dim() == g.dim() && b.numel() > 0 && g.numel() > 0) {
+            // sum_p g_p b_pᵀ = [g_0 g_1 ...] [b_0 b_1 ...]ᵀ, the batch moved next to the columns
+            return product(batchIntoColumns(g), transpose(batchIntoColumns(b), 0, 1));
+        }
+        return sumTo(product(g, transpose(b, -1, -2)), a.shape());
+    }
+
+    /** dL/db for out = a b with the output gradient g: the sum over b's broadcast batch dims of aᵀ g. */
+    private static Tensor gradientOfRight(Tensor g, Tensor a, Tensor b, long batches) {
+        if (b.dim() == 2 && batches > 1 && a.dim() == g.dim() && a.numel() > 0 && g.numel() > 0) {
+            // sum_p a_pᵀ g_p = [a_0; a_1; ...]ᵀ [g_0; g_1; ...], the batch stacked on the rows
+            return product(transpose(batchIntoRows(a), 0, 1), batchIntoRows(g));
+        }
+        return sumTo(product(transpose(a, -1, -2), g), b.shape());
+    }
+
+    /** (batch..., r, c) to (r, batch·c): the matrices side by side (a copy unless the batch has size 1). */
+    private static Tensor batchIntoColumns(Tensor t) {
+        int rank = t.dim();
+        int[] order = new int[rank];
+        order[0] = rank - 2;
+        for (int d = 0; d < rank - 2; d++) order[d + 1] = d;
+        order[rank - 1] = rank - 1;
+        return Shapes.reshape(Shapes.permute(t, order), t.size(-2), t.numel() / t.size(-2));
+    }
+
+    /** (batch..., r, c) to (batch·r, c): the matrices stacked (free for a contiguous t). */
+    private static Tensor batchIntoRows(Tensor t) {
+        return Shapes.reshape(t, t.numel() / t.size(-1), t.size(-1));
     }
 
     /**

@@ -29,7 +29,13 @@ import static org.junit.jupiter.api.Assertions.fail;
 final class Conformance {
     private Conformance() {}
 
-    /** |native - reference| <= atol + rtol * |reference|. */
+    /**
+     * |native - reference| <= atol * scale + rtol * |reference|, where scale is the output's RMS
+     * (at least 1). The absolute part follows the output's magnitude because an element that is a
+     * long sum (a matrix product's, a weight gradient's) carries rounding error in proportion to its
+     * terms, not to its value: an element that cancels to near zero among elements of size 50 has
+     * the rounding of size-50 sums.
+     */
     record Tolerance(double atol, double rtol) {
         static final Tolerance FLOAT32 = new Tolerance(1e-5, 1e-4);
         static final Tolerance FLOAT64 = new Tolerance(1e-10, 1e-8);
@@ -94,6 +100,15 @@ final class Conformance {
 
     static void assertClose(String what, double[] ref, double[] nat, Tolerance tol) {
         assertEquals(ref.length, nat.length, what + ": length");
+        double squares = 0;
+        int finite = 0;
+        for (double r : ref) {
+            if (Double.isFinite(r)) {
+                squares += r * r;
+                finite++;
+            }
+        }
+        double atol = tol.atol() * Math.max(1, finite == 0 ? 0 : Math.sqrt(squares / finite));
         for (int i = 0; i < ref.length; i++) {
             double r = ref[i], n = nat[i];
             if (Double.isNaN(r) || Double.isNaN(n)) {
@@ -104,9 +119,9 @@ final class Conformance {
                 if (r != n) fail(what + ": element " + i + " is " + n + " natively, " + r + " in the reference");
                 continue;
             }
-            if (!(Math.abs(n - r) <= tol.atol() + tol.rtol() * Math.abs(r))) {
+            if (!(Math.abs(n - r) <= atol + tol.rtol() * Math.abs(r))) {
                 fail(what + ": element " + i + " is " + n + " natively, " + r + " in the reference (|diff| "
-                        + Math.abs(n - r) + " > " + tol.atol() + " + " + tol.rtol() + " * |ref|); first values: native "
+                        + Math.abs(n - r) + " > " + atol + " + " + tol.rtol() + " * |ref|); first values: native "
                         + Arrays.toString(Arrays.copyOf(nat, Math.min(6, nat.length))) + ", reference "
                         + Arrays.toString(Arrays.copyOf(ref, Math.min(6, ref.length))));
             }

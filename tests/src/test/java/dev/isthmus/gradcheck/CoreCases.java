@@ -3,6 +3,7 @@ package dev.isthmus.gradcheck;
 import dev.isthmus.backend.Kernels;
 import dev.isthmus.ops.Activations;
 import dev.isthmus.ops.Elementwise;
+import dev.isthmus.ops.Gradients;
 import dev.isthmus.ops.Indexing;
 import dev.isthmus.ops.LinearAlgebra;
 import dev.isthmus.ops.Reductions;
@@ -10,6 +11,7 @@ import dev.isthmus.ops.Shapes;
 import dev.isthmus.tensor.Tensor;
 
 import java.util.List;
+import java.util.function.UnaryOperator;
 
 import static dev.isthmus.gradcheck.GradCase.Domain.*;
 import static dev.isthmus.gradcheck.GradCase.in;
@@ -54,6 +56,10 @@ final class CoreCases {
                 of("gelu", "erf form", xs -> Activations.gelu(xs.get(0)), in(3, 4)),
                 of("gelu_tanh", "tanh form", xs -> Activations.geluTanh(xs.get(0)), in(3, 4)),
                 of("silu", "(3,4)", xs -> Activations.silu(xs.get(0)), in(3, 4)),
+                of("gelu_backward", "the gradient of gelu, recorded", xs -> activationGradient(Activations::gelu, xs),
+                        in(3, 4), in(3, 4)),
+                of("silu_backward", "the gradient of silu, recorded", xs -> activationGradient(Activations::silu, xs),
+                        in(3, 4), in(3, 4)),
                 of("softplus", "beta 1.5", xs -> Activations.softplus(xs.get(0), 1.5), in(3, 4)),
                 of("cast", "float64 -> float32 -> float64", xs -> Shapes.cast(Elementwise.mul(Shapes.cast(xs.get(0),
                         dev.isthmus.backend.DType.FLOAT32), 1.0), dev.isthmus.backend.DType.FLOAT64), in(2, 3))
@@ -86,6 +92,10 @@ final class CoreCases {
                 of("matmul", "(3,4)@(4,2)", xs -> LinearAlgebra.matmul(xs.get(0), xs.get(1)), in(3, 4), in(4, 2)),
                 of("matmul", "batched broadcast (2,1,3,4)@(3,4,2)", xs -> LinearAlgebra.matmul(xs.get(0), xs.get(1)),
                         in(2, 1, 3, 4), in(3, 4, 2)),
+                of("matmul", "shared left matrix (3,4)@(2,2,4,5), as a 1x1 convolution", xs -> LinearAlgebra.matmul(xs.get(0),
+                        xs.get(1)), in(3, 4), in(2, 2, 4, 5)),
+                of("matmul", "shared right matrix (2,3,4)@(4,2), as a linear layer", xs -> LinearAlgebra.matmul(
+                        Shapes.transpose(xs.get(0), 1, 2), xs.get(1)), in(2, 4, 3), in(4, 2)),
                 of("matmul", "vector @ matrix", xs -> LinearAlgebra.matmul(xs.get(0), xs.get(1)), in(4), in(4, 3)),
                 of("linear", "with bias", xs -> LinearAlgebra.linear(xs.get(0), xs.get(1), xs.get(2)), in(2, 3, 4), in(5, 4), in(5)),
                 of("gather", "dim 1", xs -> Indexing.gather(xs.get(0), 1, idx), in(2, 4)),
@@ -94,5 +104,14 @@ final class CoreCases {
                 of("embedding", "ids (2,3)", xs -> Indexing.embedding(ids, xs.get(0)), in(5, 3)),
                 of("masked_fill", "broadcast mask", xs -> Indexing.maskedFill(xs.get(0),
                         Elementwise.compare(Kernels.Binary.GT, Tensor.of(new double[] {1, -1, 1}, 3), Tensor.scalar(0, dev.isthmus.backend.DType.FLOAT64)), -2.0), in(2, 3)));
+    }
+
+    /**
+     * The gradient of an activation at xs[0] for the output gradient xs[1], recorded, so that the
+     * check differentiates the fused backward op itself (in both of its inputs).
+     */
+    private static Tensor activationGradient(UnaryOperator<Tensor> f, List<Tensor> xs) {
+        return Gradients.grad(List.of(f.apply(xs.get(0))), List.of(xs.get(1)), List.of(xs.get(0)), true, true, false)
+                .getFirst();
     }
 }

@@ -20,6 +20,8 @@ final class Scalar {
             case ERF -> erf(x);
             case SIGMOID -> x >= 0 ? 1 / (1 + Math.exp(-x)) : Math.exp(x) / (1 + Math.exp(x));
             case TANH -> Math.tanh(x);
+            case GELU -> x * normalCdf(x);
+            case SILU -> x * unary(Kernels.Unary.SIGMOID, x);
         };
     }
 
@@ -38,8 +40,18 @@ final class Scalar {
             case LE -> a <= b ? 1 : 0;
             case EQ -> a == b ? 1 : 0;
             case NE -> a != b ? 1 : 0;
+            // d/dx x Phi(x) = Phi(x) + x phi(x)
+            case GELU_GRAD -> a * (normalCdf(b) + b * Math.exp(-0.5 * b * b) / Math.sqrt(2 * Math.PI));
+            // d/dx x s(x) = s + x s (1 - s)
+            case SILU_GRAD -> {
+                double s = unary(Kernels.Unary.SIGMOID, b);
+                yield a * (s * (1 + b * (1 - s)));
+            }
         };
     }
+
+    /** The standard normal CDF, 0.5 (1 + erf(x / sqrt 2)): the formula of the composite form. */
+    private static double normalCdf(double x) { return 0.5 * (1 + erf(x / Math.sqrt(2))); }
 
     /**
      * The error function to about 1e-15. Below |x| = 3 the series
