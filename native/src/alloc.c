@@ -20,7 +20,7 @@
 
 #define HEADER 64
 #define CACHE_MIN ((size_t) 64 << 10)
-#define CACHE_MAX_BLOCK ((size_t) 32 << 20)
+#define CACHE_MAX_BLOCK ((size_t) 256 << 20)
 #define CACHE_SLOTS 512
 
 typedef struct { size_t capacity; } block_header;

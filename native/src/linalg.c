@@ -113,49 +113,68 @@ static const char *operand_at(operand *op, int dt, const char *base, int64_t p) 
 // more in packing and wake-up than it saves.
 #define GEMM_GRAIN 262144.0
 
+// C = A B, or C += A B when `add`.
 static void gemm_one(int dt, int ta, int tb, int64_t m, int64_t n, int64_t k, const char *a, int64_t lda,
-                     const char *b, int64_t ldb, char *c, int64_t ldc) {
+                     const char *b, int64_t ldb, char *c, int64_t ldc, int add) {
     if (dt == DT_F32)
         blas_sgemm(ROW_MAJOR, ta, tb, (int) m, (int) n, (int) k, 1.0f, (const float *) a, (int) lda,
-                   (const float *) b, (int) ldb, 0.0f, (float *) c, (int) ldc);
+                   (const float *) b, (int) ldb, add ? 1.0f : 0.0f, (float *) c, (int) ldc);
     else
         blas_dgemm(ROW_MAJOR, ta, tb, (int) m, (int) n, (int) k, 1.0, (const double *) a, (int) lda,
-                   (const double *) b, (int) ldb, 0.0, (double *) c, (int) ldc);
+                   (const double *) b, (int) ldb, add ? 1.0 : 0.0, (double *) c, (int) ldc);
 }
 
-// C (m x n) = A B on up to `threads` threads: each takes a block of C's rows (A's rows with them)
-// or, when C is wider than tall, of its columns (B's columns with them). Blocks are multiples of
-// 16 so that each thread's share starts on a whole vector of the BLAS kernel.
-static void gemm_split(int dt, int ta, int tb, int64_t m, int64_t n, int64_t k, const char *a, int64_t lda,
-                       const char *b, int64_t ldb, char *c, int64_t ldc, int threads) {
-    int rows = m >= n;
-    int64_t extent = rows ? m : n;
+// Thread t's block [lo, hi) of C's rows (when `rows`) or columns, out of `extent`, in multiples of
+// 16 so that each share starts on a whole vector of the BLAS kernel.
+static void split_block(int64_t extent, int nth, int t, int64_t *lo, int64_t *hi) {
     int64_t blocks = (extent + 15) / 16;
-    int team = (double) m * n * k < GEMM_GRAIN ? 1 : (int) (threads < blocks ? threads : blocks);
+    int64_t per = (blocks + nth - 1) / nth * 16;
+    *lo = t * per;
+    *hi = *lo + per < extent ? *lo + per : extent;
+}
+
+// Rows [lo, hi) (A's rows with them) or columns [lo, hi) (B's columns) of C = A B, or C += A B.
+static void gemm_block(int dt, int ta, int tb, int64_t m, int64_t n, int64_t k, const char *a, int64_t lda,
+                       const char *b, int64_t ldb, char *c, int64_t ldc, int rows, int64_t lo, int64_t hi, int add) {
+    size_t es = dt_size(dt);
+    if (lo >= hi) return;
+    if (rows) {
+        int64_t ao = ta == NO_TRANS ? lo * lda : lo;
+        gemm_one(dt, ta, tb, hi - lo, n, k, a + ao * (int64_t) es, lda, b, ldb, c + lo * ldc * (int64_t) es, ldc, add);
+    } else {
+        int64_t bo = tb == NO_TRANS ? lo : lo * ldb;
+        gemm_one(dt, ta, tb, m, hi - lo, k, a, lda, b + bo * (int64_t) es, ldb, c + lo * (int64_t) es, ldc, add);
+    }
+}
+
+// The team size for blocks of C (m x n) from products of `work` multiply-adds in all.
+static int gemm_team(int64_t m, int64_t n, double work, int threads) {
+    int64_t blocks = ((m >= n ? m : n) + 15) / 16;
+    return work < GEMM_GRAIN ? 1 : (int) (threads < blocks ? threads : blocks);
+}
+
+// C (m x n) = A B (or += when `add`) on up to `threads` threads: each takes a block of C's rows
+// or, when C is wider than tall, of its columns.
+static void gemm_split(int dt, int ta, int tb, int64_t m, int64_t n, int64_t k, const char *a, int64_t lda,
+                       const char *b, int64_t ldb, char *c, int64_t ldc, int threads, int add) {
+    int rows = m >= n;
+    int team = gemm_team(m, n, (double) m * n * k, threads);
     if (team <= 1) {
-        gemm_one(dt, ta, tb, m, n, k, a, lda, b, ldb, c, ldc);
+        gemm_one(dt, ta, tb, m, n, k, a, lda, b, ldb, c, ldc, add);
         return;
     }
-    size_t es = dt_size(dt);
 #pragma omp parallel num_threads(team)
     {
-        int nth = omp_get_num_threads(), t = omp_get_thread_num();
-        int64_t per = (blocks + nth - 1) / nth * 16;
-        int64_t lo = t * per, hi = lo + per < extent ? lo + per : extent;
-        if (lo < hi) {
-            if (rows) {
-                int64_t ao = ta == NO_TRANS ? lo * lda : lo;
-                gemm_one(dt, ta, tb, hi - lo, n, k, a + ao * (int64_t) es, lda, b, ldb, c + lo * ldc * (int64_t) es, ldc);
-            } else {
-                int64_t bo = tb == NO_TRANS ? lo : lo * ldb;
-                gemm_one(dt, ta, tb, m, hi - lo, k, a, lda, b + bo * (int64_t) es, ldb, c + lo * (int64_t) es, ldc);
-            }
-        }
+        int64_t lo, hi;
+        split_block(rows ? m : n, omp_get_num_threads(), omp_get_thread_num(), &lo, &hi);
+        gemm_block(dt, ta, tb, m, n, k, a, lda, b, ldb, c, ldc, rows, lo, hi, add);
     }
 }
 
-ISTHMUS_API int isthmus_matmul(int dt, const int64_t *dims, const int64_t *meta, const void *a, const void *b,
-                               void *out) {
+// out = a_p b_p for every batch p, or, when `sum`, out = the sum over p of a_p b_p (out's batch
+// stride then unused).
+static int matmul_impl(int dt, const int64_t *dims, const int64_t *meta, const void *a, const void *b, void *out,
+                       int sum) {
     if (dt != DT_F32 && dt != DT_F64) return ST_BAD_ARGUMENT;
     if ((dt == DT_F32 && !blas_sgemm) || (dt == DT_F64 && !blas_dgemm)) return ST_NO_BLAS;
     int64_t batch = dims[0], m = dims[1], n = dims[2], k = dims[3];
@@ -164,11 +183,11 @@ ISTHMUS_API int isthmus_matmul(int dt, const int64_t *dims, const int64_t *meta,
     const char *pa = (const char *) a + meta[0] * (int64_t) es;
     const char *pb = (const char *) b + meta[4] * (int64_t) es;
     char *po = (char *) out + meta[8] * (int64_t) es;
-    int64_t os0 = meta[9], os1 = meta[10], os2 = meta[11];
-    if (batch == 0 || m == 0 || n == 0) return ST_OK;
-    if (k == 0) {
+    int64_t os0 = sum ? 0 : meta[9], os1 = meta[10], os2 = meta[11];
+    if (m == 0 || n == 0 || (batch == 0 && !sum)) return ST_OK;
+    if (k == 0 || batch == 0) {
         // An empty sum: zeros (BLAS wants lda >= 1 even then, so do not ask it).
-        for (int64_t p = 0; p < batch; p++)
+        for (int64_t p = 0; p < (sum ? 1 : batch); p++)
             for (int64_t i = 0; i < m; i++)
                 for (int64_t j = 0; j < n; j++) store_d(dt, po, p * os0 + i * os1 + j * os2, 0.0);
         return ST_OK;
@@ -187,22 +206,36 @@ ISTHMUS_API int isthmus_matmul(int dt, const int64_t *dims, const int64_t *meta,
         if (!obuf) { free(A.buf); free(B.buf); return ST_NO_MEMORY; }
     }
 
+    int direct = A.direct && B.direct && out_direct;
+    double work = (double) m * n * k * batch;
+    if (direct && sum) {
+        // One block of C per thread for the whole run, the products added into it in batch
+        // order: each element is summed by one thread in one order whatever the team.
+        int rows = m >= n, team = gemm_team(m, n, work, isthmus_threads);
+#pragma omp parallel num_threads(team)
+        {
+            int64_t lo, hi;
+            split_block(rows ? m : n, omp_get_num_threads(), omp_get_thread_num(), &lo, &hi);
+            for (int64_t p = 0; p < batch; p++)
+                gemm_block(dt, A.trans, B.trans, m, n, k, pa + p * A.s0 * (int64_t) es, A.ld, pb + p * B.s0 * (int64_t) es,
+                           B.ld, po, ldc, rows, lo, hi, p > 0);
+        }
+        return ST_OK;
+    }
     // Whole products per thread when every operand goes to BLAS as it is (no shared pack buffer)
     // and there are batches enough to share; else one product at a time, each split.
-    int by_batch = A.direct && B.direct && out_direct && isthmus_threads > 1 && batch >= isthmus_threads
-                   && (double) m * n * k * batch >= GEMM_GRAIN;
-    if (by_batch) {
+    if (direct && isthmus_threads > 1 && batch >= isthmus_threads && work >= GEMM_GRAIN) {
 #pragma omp parallel for schedule(static) num_threads(isthmus_threads)
         for (int64_t p = 0; p < batch; p++)
             gemm_split(dt, A.trans, B.trans, m, n, k, pa + p * A.s0 * (int64_t) es, A.ld, pb + p * B.s0 * (int64_t) es,
-                       B.ld, po + p * os0 * (int64_t) es, ldc, 1);
+                       B.ld, po + p * os0 * (int64_t) es, ldc, 1, 0);
         return ST_OK;
     }
     for (int64_t p = 0; p < batch; p++) {
         const char *xa = operand_at(&A, dt, pa, p), *xb = operand_at(&B, dt, pb, p);
         char *c = out_direct ? po + p * os0 * (int64_t) es : obuf;
-        gemm_split(dt, A.trans, B.trans, m, n, k, xa, A.ld, xb, B.ld, c, ldc, isthmus_threads);
-        if (!out_direct) {
+        gemm_split(dt, A.trans, B.trans, m, n, k, xa, A.ld, xb, B.ld, c, ldc, isthmus_threads, sum && p > 0);
+        if (!out_direct && (!sum || p == batch - 1)) {
             for (int64_t i = 0; i < m; i++)
                 for (int64_t j = 0; j < n; j++) {
                     int64_t at = p * os0 + i * os1 + j * os2;
@@ -215,4 +248,16 @@ ISTHMUS_API int isthmus_matmul(int dt, const int64_t *dims, const int64_t *meta,
     free(B.buf);
     free(obuf);
     return ST_OK;
+}
+
+ISTHMUS_API int isthmus_matmul(int dt, const int64_t *dims, const int64_t *meta, const void *a, const void *b,
+                               void *out) {
+    return matmul_impl(dt, dims, meta, a, b, out, 0);
+}
+
+// out (M, N) = the sum over the batch of a_p b_p: the gradient of a matrix shared by a batch of
+// products, without a (B, M, N) temporary. meta as isthmus_matmul's, out's batch stride unused.
+ISTHMUS_API int isthmus_matmul_sum(int dt, const int64_t *dims, const int64_t *meta, const void *a, const void *b,
+                                   void *out) {
+    return matmul_impl(dt, dims, meta, a, b, out, 1);
 }

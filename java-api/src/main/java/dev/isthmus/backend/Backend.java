@@ -47,6 +47,13 @@ public interface Backend {
     /** Batched matrix product: a (B, M, K), b (B, K, N), out (B, M, N), any strides. */
     void matmul(Strided a, Strided b, Strided out);
 
+    /**
+     * The sum of a batch of matrix products: a (B, M, K), b (B, K, N), out (M, N) = sum over p of
+     * a_p b_p, any strides. It is the gradient of a matrix that a batched product shares (a 1 x 1
+     * convolution's weight), without the (B, M, N) products in between.
+     */
+    void matmulSum(Strided a, Strided b, Strided out);
+
     /** out[..i..] = x[..index[..i..]..] along {@code dim}; index and out have the same shape. */
     void gather(Strided x, int dim, Strided index, Strided out);
 

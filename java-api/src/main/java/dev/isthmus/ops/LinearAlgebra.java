@@ -13,9 +13,10 @@ import static dev.isthmus.ops.Shapes.transpose;
 public final class LinearAlgebra {
     private LinearAlgebra() {}
 
-    static final Op MATMUL = Op.primitive("matmul"), LINEAR = Op.composite("linear");
+    static final Op MATMUL = Op.primitive("matmul"), MATMUL_SUM = Op.primitive("matmul_sum"),
+            LINEAR = Op.composite("linear");
 
-    static final List<Op> OPS = List.of(MATMUL, LINEAR);
+    static final List<Op> OPS = List.of(MATMUL, MATMUL_SUM, LINEAR);
 
     /**
      * Matrix product with PyTorch's rules: 1-d operands are treated as a row (left) or column (right)
@@ -56,44 +57,43 @@ public final class LinearAlgebra {
 
     /*
      * The gradient of a matrix shared by every batch (a weight: a 1 x 1 convolution's, or a linear
-     * layer's applied to a batch of sequences) is a sum over the batch of per-batch products. Summed
-     * as such (a batched product, then a reduction) it would write a (batches, m, k) temporary that
-     * can be far larger than the activations (64 x 588 x 168 for EMO's last stage), and run many
-     * small products. Written as one product whose inner dim runs over the batch too, it is a single
-     * well-shaped GEMM on at most one rearranged copy of each operand.
+     * layer's applied to a batch of sequences) is a sum over the batch of per-batch products. As a
+     * batched product and then a reduction it would write a (batches, m, k) temporary that can be
+     * far larger than the activations (64 x 588 x 168 for EMO's last stage) and read it back;
+     * matmul_sum adds the products into one (m, k) result as it goes.
      */
 
     /** dL/da for out = a b with the output gradient g: the sum over a's broadcast batch dims of g bᵀ. */
     private static Tensor gradientOfLeft(Tensor g, Tensor a, Tensor b, long batches) {
-        if (a.dim() == 2 && batches > 1 && b.dim() == g.dim() && b.numel() > 0 && g.numel() > 0) {
-            // sum_p g_p b_pᵀ = [g_0 g_1 ...] [b_0 b_1 ...]ᵀ, the batch moved next to the columns
-            return product(batchIntoColumns(g), transpose(batchIntoColumns(b), 0, 1));
-        }
+        if (a.dim() == 2 && batches > 1 && b.dim() == g.dim()) return productSum(g, transpose(b, -1, -2));
         return sumTo(product(g, transpose(b, -1, -2)), a.shape());
     }
 
     /** dL/db for out = a b with the output gradient g: the sum over b's broadcast batch dims of aᵀ g. */
     private static Tensor gradientOfRight(Tensor g, Tensor a, Tensor b, long batches) {
-        if (b.dim() == 2 && batches > 1 && a.dim() == g.dim() && a.numel() > 0 && g.numel() > 0) {
-            // sum_p a_pᵀ g_p = [a_0; a_1; ...]ᵀ [g_0; g_1; ...], the batch stacked on the rows
-            return product(transpose(batchIntoRows(a), 0, 1), batchIntoRows(g));
-        }
+        if (b.dim() == 2 && batches > 1 && a.dim() == g.dim()) return productSum(transpose(a, -1, -2), g);
         return sumTo(product(transpose(a, -1, -2), g), b.shape());
     }
 
-    /** (batch..., r, c) to (r, batch·c): the matrices side by side (a copy unless the batch has size 1). */
-    private static Tensor batchIntoColumns(Tensor t) {
-        int rank = t.dim();
-        int[] order = new int[rank];
-        order[0] = rank - 2;
-        for (int d = 0; d < rank - 2; d++) order[d + 1] = d;
-        order[rank - 1] = rank - 1;
-        return Shapes.reshape(Shapes.permute(t, order), t.size(-2), t.numel() / t.size(-2));
-    }
-
-    /** (batch..., r, c) to (batch·r, c): the matrices stacked (free for a contiguous t). */
-    private static Tensor batchIntoRows(Tensor t) {
-        return Shapes.reshape(t, t.numel() / t.size(-1), t.size(-1));
+    /**
+     * The sum over the batch of x_p y_p, for x (batch..., r, s) and y (batch..., s, c) of one batch
+     * shape: an (r, c) matrix. Its gradients are products with the (r, c) gradient broadcast over
+     * the batch, so it is differentiable to any order.
+     */
+    static Tensor productSum(Tensor x, Tensor y) {
+        String op = MATMUL_SUM.name();
+        Checks.floating(op, x, y);
+        long[] batch = Arrays.copyOf(x.shape(), x.dim() - 2);
+        if (x.dim() < 3 || y.dim() != x.dim() || !Arrays.equals(batch, Arrays.copyOf(y.shape(), y.dim() - 2))
+                || x.size(-1) != y.size(-2)) {
+            throw Checks.error(op, "operands must be (batch..., r, s) and (batch..., s, c) with one batch shape", x, y);
+        }
+        long batches = Strided.numel(batch);
+        Tensor out = Tensor.empty(x.dtype(), x.device(), x.size(-2), y.size(-1));
+        x.backend().matmulSum(batched(op, x, batch, batches), batched(op, y, batch, batches), out.data(op));
+        return MATMUL_SUM.record(out, g -> new Tensor[] {
+                x.requiresGrad() ? product(g, transpose(y, -1, -2)) : null,
+                y.requiresGrad() ? product(transpose(x, -1, -2), g) : null}, x, y);
     }
 
     /**

@@ -1,6 +1,5 @@
 package dev.isthmus.repro;
 
-import dev.isthmus.autograd.GradMode;
 import dev.isthmus.data.Batch;
 import dev.isthmus.data.DataLoader;
 import dev.isthmus.data.Dataset;
@@ -11,7 +10,6 @@ import dev.isthmus.data.Transforms;
 import dev.isthmus.models.SmallCnn;
 import dev.isthmus.ops.Gradients;
 import dev.isthmus.ops.Losses;
-import dev.isthmus.ops.Reductions;
 import dev.isthmus.optim.CosineLr;
 import dev.isthmus.optim.ParamGroup;
 import dev.isthmus.optim.SGD;
@@ -63,7 +61,7 @@ public final class FashionMnistBaseline implements Experiment {
     @Override public Result run(RunContext ctx) throws Exception {
         ImageDataset fullTrain = FashionMnist.load(FashionMnist.Split.TRAIN);
         ImageDataset test = FashionMnist.load(FashionMnist.Split.TEST);
-        Dataset<Example> train = ctx.quick() ? firstN(fullTrain, QUICK_TRAIN) : fullTrain;
+        Dataset<Example> train = ctx.quick() ? Classification.firstN(fullTrain, QUICK_TRAIN) : fullTrain;
         int epochs = ctx.quick() ? QUICK_EPOCHS : EPOCHS;
         var normalize = Transforms.normalize(new float[] {MEAN}, new float[] {STD});
         DataLoader trainLoader = DataLoader.of(train, BATCH).shuffle(true).seed(ctx.seed()).dropLast(true)
@@ -83,7 +81,7 @@ public final class FashionMnistBaseline implements Experiment {
         Series.Builder trainAcc = Series.builder("training (running, augmented)");
         Series.Builder testAcc = Series.builder("test");
         double trainSeconds = 0, lastLoss = Double.NaN;
-        Evaluation last = null; // the test set after the latest epoch; the last one also gives the inference rate
+        Classification.Evaluation last = null; // the test set after the latest epoch; the last one also gives the inference rate
         long step = 0;
         try (Progress.Task bar = ctx.progress().start("fashion-mnist-baseline: training", total)) {
             for (int epoch = 0; epoch < epochs; epoch++) {
@@ -105,7 +103,7 @@ public final class FashionMnistBaseline implements Experiment {
                             double l = loss.item();
                             lossSum += l;
                             windowLoss += l;
-                            correct += countCorrect(logits, labels);
+                            correct += Classification.countCorrect(logits, labels);
                             seen += b.size();
                         }
                         step++;
@@ -121,7 +119,7 @@ public final class FashionMnistBaseline implements Experiment {
                 trainSeconds += (System.nanoTime() - t0) / 1e9;
                 lastLoss = lossSum / perEpoch;
                 trainAcc.add(epoch + 1, (double) correct / seen);
-                last = evaluate(model, testLoader);
+                last = Classification.evaluate(model, testLoader);
                 testAcc.add(epoch + 1, last.accuracy());
                 bar.status(String.format(Locale.ROOT, "epoch %d/%d, loss %.3f, test accuracy %.4f", epoch + 1, epochs, lastLoss,
                         last.accuracy()));
@@ -154,42 +152,5 @@ public final class FashionMnistBaseline implements Experiment {
                 .plot(Plot.of("accuracy", "Accuracy by epoch", "epoch", "accuracy", trainAcc.build(), testAcc.build()))
                 .plot(Plot.logY("loss", "Training loss", "epoch", "cross-entropy", lossCurve.build()))
                 .build();
-    }
-
-    /** Test accuracy and inference throughput. */
-    private record Evaluation(double accuracy, double imagesPerSecond) {}
-
-    private static Evaluation evaluate(SmallCnn model, DataLoader loader) {
-        model.eval();
-        long correct = 0, seen = 0;
-        long t0 = System.nanoTime();
-        try (var off = GradMode.noGrad(); DataLoader.Epoch batches = loader.epoch(0)) {
-            for (Batch b : batches) {
-                try (Scope s = Scope.open("eval")) {
-                    correct += countCorrect(model.forward(b.inputs()), b.labels());
-                    seen += b.size();
-                }
-            }
-        }
-        double seconds = (System.nanoTime() - t0) / 1e9;
-        model.train();
-        return new Evaluation((double) correct / seen, seen / seconds);
-    }
-
-    private static long countCorrect(Tensor logits, Tensor labels) {
-        long[] predicted = Reductions.argmax(logits, 1, false).toLongArray();
-        long[] truth = labels.toLongArray();
-        long n = 0;
-        for (int i = 0; i < truth.length; i++) if (predicted[i] == truth[i]) n++;
-        return n;
-    }
-
-    /** The first {@code n} samples of a data set. */
-    private static Dataset<Example> firstN(ImageDataset data, int n) {
-        return new Dataset<>() {
-            @Override public int size() { return Math.min(n, data.size()); }
-
-            @Override public Example get(int index) { return data.get(index); }
-        };
     }
 }

@@ -96,6 +96,9 @@ final class CoreCases {
                         xs.get(1)), in(3, 4), in(2, 2, 4, 5)),
                 of("matmul", "shared right matrix (2,3,4)@(4,2), as a linear layer", xs -> LinearAlgebra.matmul(
                         Shapes.transpose(xs.get(0), 1, 2), xs.get(1)), in(2, 4, 3), in(4, 2)),
+                of("matmul_sum", "the gradient of a shared left matrix, recorded", xs -> Gradients.grad(
+                        List.of(LinearAlgebra.matmul(xs.get(0), xs.get(1))), List.of(xs.get(2)), List.of(xs.get(0)), true, true,
+                        false).getFirst(), in(3, 4), in(2, 4, 5), in(2, 3, 5)),
                 of("matmul", "vector @ matrix", xs -> LinearAlgebra.matmul(xs.get(0), xs.get(1)), in(4), in(4, 3)),
                 of("linear", "with bias", xs -> LinearAlgebra.linear(xs.get(0), xs.get(1), xs.get(2)), in(2, 3, 4), in(5, 4), in(5)),
                 of("gather", "dim 1", xs -> Indexing.gather(xs.get(0), 1, idx), in(2, 4)),

@@ -11,6 +11,7 @@ import dev.isthmus.backend.ref.ReferenceBackend;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.lang.invoke.MethodHandle;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -551,33 +552,37 @@ public final class NativeBackend implements Backend {
         REF.softmaxBackward(y, gradOut, dim, gradX);
     }
 
-    @Override public void matmul(Strided a, Strided b, Strided out) {
-        String op = "matmul";
+    @Override public void matmul(Strided a, Strided b, Strided out) { products("matmul", a, b, out, false); }
+
+    @Override public void matmulSum(Strided a, Strided b, Strided out) { products("matmul_sum", a, b, out, true); }
+
+    /** matmul, or matmulSum when {@code sum} (out is then (M, N) and its batch stride 0 for the kernel). */
+    private void products(String op, Strided a, Strided b, Strided out, boolean sum) {
         Layouts.check(op, "a", a);
         Layouts.check(op, "b", b);
         Layouts.check(op, "out", out);
-        if (a.rank() != 3 || b.rank() != 3 || out.rank() != 3) throw contract(op, "operands must be (B, M, K), (B, K, N), (B, M, N)", a, b, out);
-        long batch = out.shape()[0], m = out.shape()[1], n = out.shape()[2], k = a.shape()[2];
-        if (a.shape()[0] != batch || b.shape()[0] != batch || a.shape()[1] != m || b.shape()[1] != k || b.shape()[2] != n) {
-            throw contract(op, "operands must be (B, M, K), (B, K, N), (B, M, N)", a, b, out);
-        }
+        String shapes = "operands must be (B, M, K), (B, K, N), " + (sum ? "(M, N)" : "(B, M, N)");
+        if (a.rank() != 3 || b.rank() != 3 || out.rank() != (sum ? 2 : 3)) throw contract(op, shapes, a, b, out);
+        long batch = a.shape()[0], m = a.shape()[1], k = a.shape()[2], n = b.shape()[2];
+        long[] os = sum ? new long[] {0, out.strides()[0], out.strides()[1]} : out.strides();
+        boolean fits = sum ? out.shape()[0] == m && out.shape()[1] == n
+                : out.shape()[0] == batch && out.shape()[1] == m && out.shape()[2] == n;
+        if (b.shape()[0] != batch || b.shape()[1] != k || !fits) throw contract(op, shapes, a, b, out);
         if (out.numel() == 0) return;
         String why = a.dtype() != out.dtype() || b.dtype() != out.dtype() || !out.dtype().isFloating() ? "dtypes"
                 : Math.max(m, Math.max(n, k)) > Integer.MAX_VALUE ? "dims beyond OpenBLAS's 32-bit int"
                 : outputProblem(out, a, b);
         if (why == null) {
-            long[] meta = new long[12];
-            int at = 0;
-            for (Strided s : new Strided[] {a, b, out}) {
-                meta[at++] = s.offset();
-                for (long st : s.strides()) meta[at++] = st;
-            }
-            invoke(op, ar -> (int) NativeBindings.MATMUL.invokeExact(dt(out), Layouts.longs(ar, batch, m, n, k),
-                    Layouts.longs(ar, meta), seg(a), seg(b), seg(out)));
+            long[] meta = {a.offset(), a.strides()[0], a.strides()[1], a.strides()[2], b.offset(), b.strides()[0],
+                    b.strides()[1], b.strides()[2], out.offset(), os[0], os[1], os[2]};
+            MethodHandle kernel = sum ? NativeBindings.MATMUL_SUM : NativeBindings.MATMUL;
+            invoke(op, ar -> (int) kernel.invokeExact(dt(out), Layouts.longs(ar, batch, m, n, k), Layouts.longs(ar, meta),
+                    seg(a), seg(b), seg(out)));
             return;
         }
         fallback(op, why);
-        REF.matmul(a, b, out);
+        if (sum) REF.matmulSum(a, b, out);
+        else REF.matmul(a, b, out);
     }
 
     @Override public void gather(Strided x, int dim, Strided index, Strided out) {

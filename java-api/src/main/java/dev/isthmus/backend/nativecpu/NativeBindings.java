@@ -99,6 +99,9 @@ final class NativeBindings {
     /** (dt, dims, meta, a, b, out): through the OpenBLAS functions registered with SET_BLAS. */
     static final MethodHandle MATMUL = isthmus("isthmus_matmul",
             FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS));
+    /** (dt, dims, meta, a, b, out): as MATMUL, out (M, N) the sum of the batch's products. */
+    static final MethodHandle MATMUL_SUM = isthmus("isthmus_matmul_sum",
+            FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS));
 
     // ---- libisthmus: fused attention and token-relation KL (attention.c, relation.c) ------------
 

@@ -148,22 +148,38 @@ public final class ReferenceBackend implements Backend {
     }
 
     @Override public void matmul(Strided a, Strided b, Strided out) {
-        long batch = out.shape()[0], m = out.shape()[1], n = out.shape()[2], k = a.shape()[2];
-        long[] as = a.strides(), bs = b.strides(), os = out.strides();
-        Storage sa = a.storage(), sb = b.storage(), d = out.storage();
-        double[] rowAcc = new double[(int) n];
-        for (long p = 0; p < batch; p++) {
-            for (long i = 0; i < m; i++) {
-                java.util.Arrays.fill(rowAcc, 0);
+        products(a, b, out.storage(), out.offset(), out.strides()[0], out.strides()[1], out.strides()[2], false);
+    }
+
+    @Override public void matmulSum(Strided a, Strided b, Strided out) {
+        products(a, b, out.storage(), out.offset(), 0, out.strides()[0], out.strides()[1], true);
+    }
+
+    /**
+     * a (B, M, K) times b (B, K, N) into d at (offset, batch stride, row stride, column stride), each
+     * element summed in double and rounded once; when {@code sum}, the B products' sums run on into
+     * one (M, N) result.
+     */
+    private static void products(Strided a, Strided b, Storage d, long offset, long os0, long os1, long os2, boolean sum) {
+        long batch = a.shape()[0], m = a.shape()[1], n = b.shape()[2], k = a.shape()[2];
+        long[] as = a.strides(), bs = b.strides();
+        Storage sa = a.storage(), sb = b.storage();
+        for (long i = 0; i < m; i++) {
+            double[] rowAcc = new double[(int) n];
+            for (long p = 0; p < batch; p++) {
+                if (!sum) java.util.Arrays.fill(rowAcc, 0);
                 long aRow = a.offset() + p * as[0] + i * as[1];
                 for (long q = 0; q < k; q++) {
                     double av = sa.getDouble(aRow + q * as[2]);
                     long bRow = b.offset() + p * bs[0] + q * bs[1];
                     for (int j = 0; j < n; j++) rowAcc[j] += av * sb.getDouble(bRow + j * bs[2]);
                 }
-                long oRow = out.offset() + p * os[0] + i * os[1];
-                for (int j = 0; j < n; j++) d.setDouble(oRow + j * os[2], rowAcc[j]);
+                if (!sum || p == batch - 1) {
+                    long oRow = offset + p * os0 + i * os1;
+                    for (int j = 0; j < n; j++) d.setDouble(oRow + j * os2, rowAcc[j]);
+                }
             }
+            if (sum && batch == 0) for (int j = 0; j < n; j++) d.setDouble(offset + i * os1 + j * os2, 0);
         }
     }
 
