@@ -208,9 +208,46 @@ static int matmul_impl(int dt, const int64_t *dims, const int64_t *meta, const v
 
     int direct = A.direct && B.direct && out_direct;
     double work = (double) m * n * k * batch;
+    if (direct && sum && batch >= 2 && isthmus_threads > 1 && work >= GEMM_GRAIN) {
+        // Each thread sums a contiguous run of the batch into a partial result of its own (the
+        // first thread into out), then the partials are added in thread order. Splitting the
+        // batch keeps every product whole: split by blocks of C, both threads would pack the
+        // same long panels (a weight gradient's inner dim is the image's pixels).
+        int team = isthmus_threads < batch ? isthmus_threads : (int) batch, used = 1;
+        char *part = malloc((size_t) (team - 1) * (size_t) (m * n) * es);
+        if (part != NULL) {
+#pragma omp parallel num_threads(team)
+            {
+                int nth = omp_get_num_threads(), t = omp_get_thread_num();
+                if (t == 0) used = nth;
+                int64_t lo = batch * t / nth, hi = batch * (t + 1) / nth;
+                char *c = t == 0 ? po : part + (size_t) (t - 1) * (size_t) (m * n) * es;
+                int64_t ld = t == 0 ? ldc : n;
+                for (int64_t p = lo; p < hi; p++)
+                    gemm_one(dt, A.trans, B.trans, m, n, k, pa + p * A.s0 * (int64_t) es, A.ld,
+                             pb + p * B.s0 * (int64_t) es, B.ld, c, ld, p > lo);
+            }
+            for (int t = 1; t < used; t++) {
+                const char *q = part + (size_t) (t - 1) * (size_t) (m * n) * es;
+                for (int64_t i = 0; i < m; i++) {
+                    if (dt == DT_F32) {
+                        float *o = (float *) po + i * ldc;
+                        const float *r = (const float *) q + i * n;
+                        for (int64_t j = 0; j < n; j++) o[j] += r[j];
+                    } else {
+                        double *o = (double *) po + i * ldc;
+                        const double *r = (const double *) q + i * n;
+                        for (int64_t j = 0; j < n; j++) o[j] += r[j];
+                    }
+                }
+            }
+            free(part);
+            return ST_OK;
+        }
+    }
     if (direct && sum) {
         // One block of C per thread for the whole run, the products added into it in batch
-        // order: each element is summed by one thread in one order whatever the team.
+        // order.
         int rows = m >= n, team = gemm_team(m, n, work, isthmus_threads);
 #pragma omp parallel num_threads(team)
         {
