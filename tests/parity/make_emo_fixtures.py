@@ -18,7 +18,7 @@ written into tests/src/test/resources/emo/:
                           in order, one "name shape dtype" string per entry (shape as 24x3x3x3).
   emo_1m_parity.safetensors
                           EMO-1M with 10 classes, its weights not stored (4.8 MB) but made by
-                          formula_state_dict below, which EmoParityTest repeats bit for bit in Java:
+                          formula_state_dict of formula.py, which ParityFixtures repeats bit for bit in Java:
                           every value of every state-dict entry comes from Isthmus's counter-based
                           Generator seeded with the CRC-32 of the entry's name (weights uniform in
                           +-1/sqrt(fan_in), norm weights near 1, biases and running means near 0,
@@ -34,7 +34,6 @@ written into tests/src/test/resources/emo/:
 """
 import copy
 import json
-import math
 import os
 import sys
 import zlib
@@ -45,6 +44,7 @@ import torch.nn.functional as F
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from make_fixtures import write_safetensors  # noqa: E402  (the same writer as the op fixtures)
+from formula import formula_state_dict, grad_summary  # noqa: E402  (shared with make_vit_fixtures.py)
 
 REFERENCE = os.environ.get("EMO_REFERENCE", os.path.join(HERE, "..", "..", "..", "shared", "reference"))
 sys.path.insert(0, REFERENCE)
@@ -107,59 +107,13 @@ def structure(name):
     }
 
 
-MASK = (1 << 64) - 1
-
-
-def _mix(z):
-    """SplitMix64's finaliser, as dev.isthmus.tensor.Generator.mix."""
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK
-    return z ^ (z >> 31)
-
-
-def generator_doubles(seed, n):
-    """The first n values of Generator(seed).nextDouble(): uniform in [0, 1) with 53 bits."""
-    base = (seed * 0x9E3779B97F4A7C15) & MASK
-    return [(_mix((base + _mix(i)) & MASK) >> 11) * 2.0 ** -53 for i in range(n)]
-
-
-def formula_value(key, shape, u):
-    """A state-dict entry's value from uniform u in [0, 1), by its name and shape (EmoParityTest.formulaValue)."""
-    if len(shape) >= 2:
-        fan_in = 1
-        for s in shape[1:]:
-            fan_in *= s
-        return (2 * u - 1) / math.sqrt(fan_in)
-    if key.endswith("running_var"):
-        return 0.5 + u
-    if key.endswith(".weight"):
-        return 1 + 0.1 * (2 * u - 1)
-    return 0.1 * (2 * u - 1)  # biases and running means
-
-
-def formula_state_dict(model):
-    out = {}
-    for key, t in model.state_dict().items():
-        if t.dtype == torch.int64:
-            out[key] = torch.zeros_like(t)
-            continue
-        us = generator_doubles(zlib.crc32(key.encode("utf-8")), t.numel())
-        values = [formula_value(key, tuple(t.shape), u) for u in us]
-        out[key] = torch.tensor(values, dtype=torch.float64).float().reshape(t.shape)
-    return out
-
-
-def direction(n):
-    return torch.cos(0.37 * torch.arange(n, dtype=torch.float64))
-
-
 def parity():
     torch.manual_seed(zlib.crc32(b"emo_1m_parity"))
     model = emo_torch.EMO("emo_1m", num_classes=10)
     for m in model.modules():
         if isinstance(m, emo_torch.DropPath):
             m.p = 0.0
-    model.load_state_dict(formula_state_dict(model))
+    model.load_state_dict(formula_state_dict(model.state_dict()))
     x = torch.randn(2, 3, 128, 128)
     labels = torch.tensor([3, 7])
     tensors = {"input": x}
@@ -177,8 +131,7 @@ def parity():
     tensors["train.logits"] = logits.detach().float()
     tensors["train.loss"] = loss.detach().reshape(1)
     for k, p in ref.named_parameters():
-        g = p.grad.detach().flatten()
-        tensors["gradstat." + k] = torch.stack([g.norm(), g @ direction(g.numel())])
+        tensors["gradstat." + k] = grad_summary(p.grad)
         if k in FULL_GRADS:
             tensors["grad." + k] = p.grad.float()
     for k, b in ref.named_buffers():

@@ -2,6 +2,8 @@ package dev.isthmus.bench;
 
 import dev.isthmus.backend.DType;
 import dev.isthmus.models.Emo;
+import dev.isthmus.models.Vit;
+import dev.isthmus.nn.Module;
 import dev.isthmus.ops.Activations;
 import dev.isthmus.ops.Attention;
 import dev.isthmus.ops.Convolution;
@@ -19,6 +21,7 @@ import dev.isthmus.tensor.Tensor;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
 import java.util.function.Supplier;
@@ -72,13 +75,15 @@ public final class OpCases {
 
     /**
      * Whether {@code c} is benchmarked here: its op is in {@link #OPS} and, for a "model" case, the
-     * model is one of {@link Emo#NAMES} (ViT is not built here yet).
+     * model is one of {@link Emo#NAMES} or {@link Vit#NAMES}.
      */
     public static boolean isSupported(CaseSpec c) {
         if (!OPS.containsKey(c.op())) return false;
         if (!c.op().equals("model")) return true;
         try {
-            Emo.config(c.text("model"));
+            String name = c.text("model");
+            if (isVit(name)) Vit.config(name);
+            else Emo.config(name);
             return true;
         } catch (IllegalArgumentException e) {
             return false;
@@ -165,15 +170,18 @@ public final class OpCases {
     }
 
     /**
-     * A whole model ("model": an EMO name, 1000 classes, its released drop-path rate) on a random normal
-     * batch x, as torch_baseline.py: the forward is eval-mode inference with no graph; the forward
+     * A whole model with 1000 classes on a random normal batch x, as torch_baseline.py builds it
+     * ({@code EMO(name)} or {@code ViT(name)}): "model" is an EMO name (with its released drop-path
+     * rate) or a ViT name ({@link Vit#byName}: 224 x 224, learned position embedding, CLS pooling, no
+     * drop path, as vit_torch.py). The forward is eval-mode inference with no graph; the forward
      * plus backward is one training step without the update: train mode, gradients zeroed, then the
      * cross-entropy of the logits against fixed random labels (drawn once, uniform over the 1000
      * classes) and its backward. PyTorch zeroes by setting the gradients to None; here they are
      * zeroed in place, which keeps memory flat over invocations.
      */
     static Prepared model(CaseSpec c, Generator gen) {
-        Emo m = Emo.byName(c.text("model"), 1000, gen);
+        String name = c.text("model");
+        Module m = isVit(name) ? Vit.byName(name, 1000, gen) : Emo.byName(name, 1000, gen);
         long[] xs = c.shape("x");
         Tensor x = gen.normal(DType.FLOAT32, xs);
         Tensor y = gen.randint(1000, xs[0]);
@@ -188,4 +196,7 @@ public final class OpCases {
         };
         return new Prepared(f, step, m.parameters());
     }
+
+    /** Whether a "model" case names a ViT (a name starting with "vit"); the other names are EMO's. */
+    private static boolean isVit(String model) { return model.toLowerCase(Locale.ROOT).startsWith("vit"); }
 }

@@ -11,6 +11,7 @@ import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -67,8 +68,11 @@ class BenchCliTest {
                 .stream().map(CaseSpec::name).toList());
         var unknown = assertThrows(BenchCli.UsageException.class, () -> BenchCli.chooseCases(all, List.of("gemm_7")));
         assertTrue(unknown.getMessage().contains("no case named 'gemm_7'"), unknown.getMessage());
-        var model = assertThrows(BenchCli.UsageException.class, () -> BenchCli.chooseCases(all, List.of("vit_t_b8")));
-        assertTrue(model.getMessage().contains("'model'"), model.getMessage());
+        List<CaseSpec> withUnknownModel = new ArrayList<>(all);
+        withUnknownModel.add(CaseSpec.parse(new ObjectMapper().readTree(
+                "{\"cases\":[{\"name\":\"unet_b1\",\"op\":\"model\",\"model\":\"unet\",\"x\":[1,3,8,8]}]}")).getFirst());
+        var model = assertThrows(BenchCli.UsageException.class, () -> BenchCli.chooseCases(withUnknownModel, List.of("unet_b1")));
+        assertTrue(model.getMessage().contains("'model'") && model.getMessage().contains("'unet'"), model.getMessage());
     }
 
     @Test

@@ -40,7 +40,8 @@ class OpCasesTest {
                 new Object[] {"{\"name\":\"a\",\"op\":\"attention\",\"q\":[2,2,5,3]}", new long[] {2, 2, 5, 3}},
                 new Object[] {"{\"name\":\"l\",\"op\":\"layernorm\",\"x\":[6,8]}", new long[] {6, 8}},
                 new Object[] {"{\"name\":\"s\",\"op\":\"softmax\",\"x\":[2,3,4,4]}", new long[] {2, 3, 4, 4}},
-                new Object[] {"{\"name\":\"e\",\"op\":\"model\",\"model\":\"emo_1m\",\"x\":[2,3,32,32]}", new long[] {2, 1000}});
+                new Object[] {"{\"name\":\"e\",\"op\":\"model\",\"model\":\"emo_1m\",\"x\":[2,3,32,32]}", new long[] {2, 1000}},
+                new Object[] {"{\"name\":\"v\",\"op\":\"model\",\"model\":\"vit_t\",\"x\":[1,3,224,224]}", new long[] {1, 1000}});
     }
 
     @ParameterizedTest(name = "{0}")
@@ -112,7 +113,7 @@ class OpCasesTest {
                     "case " + c + ": op '" + c.op() + "' is neither benchmarked (OpCases.OPS) nor known to be measured elsewhere");
         }
         assertFalse(OpCases.supported(all).isEmpty());
-        assertEquals(List.of("emo_1m_b1", "emo_1m_b8"), OpCases.supported(all).stream().filter(c -> c.op().equals("model"))
+        assertEquals(List.of("emo_1m_b1", "emo_1m_b8", "vit_t_b8"), OpCases.supported(all).stream().filter(c -> c.op().equals("model"))
                 .map(CaseSpec::name).toList());
     }
 
@@ -121,6 +122,7 @@ class OpCasesTest {
         var e = assertThrows(IllegalArgumentException.class,
                 () -> OpCases.prepare(spec("{\"name\":\"e\",\"op\":\"unet\",\"x\":[1,3,8,8]}")));
         assertTrue(e.getMessage().contains("'unet'"), e.getMessage());
-        assertFalse(OpCases.isSupported(spec("{\"name\":\"v\",\"op\":\"model\",\"model\":\"vit_t\",\"x\":[1,3,8,8]}")));
+        assertTrue(OpCases.isSupported(spec("{\"name\":\"v\",\"op\":\"model\",\"model\":\"vit_t\",\"x\":[1,3,224,224]}")));
+        assertFalse(OpCases.isSupported(spec("{\"name\":\"v\",\"op\":\"model\",\"model\":\"vit_h\",\"x\":[1,3,224,224]}")));
     }
 }
