@@ -107,6 +107,15 @@ ISTHMUS_API int isthmus_token_relation_kl_backward(int dt, const int64_t *dims, 
     return isthmus_active()->token_relation_kl_backward(dt, dims, meta, qs, ks, vs, qt, kt, vt, gloss, gqs, gks, gvs);
 }
 
+// The loss and its gradients for gradLoss 1 in one pass; meta: the forward's, then gqs, gks, gvs offsets.
+ISTHMUS_API int isthmus_token_relation_kl_forward_backward(int dt, const int64_t *dims, const int64_t *meta,
+                                                           const void *qs, const void *ks, const void *vs,
+                                                           const void *qt, const void *kt, const void *vt, void *loss,
+                                                           void *gqs, void *gks, void *gvs) {
+    return isthmus_active()->token_relation_kl_forward_backward(dt, dims, meta, qs, ks, vs, qt, kt, vt, loss, gqs, gks,
+                                                                gvs);
+}
+
 // dwconv.c, layernorm.c, adam.c, softmax_bwd.c
 
 ISTHMUS_API int isthmus_dwconv2d(int dt, const int64_t *geo, const void *x, const void *w, void *out) {

@@ -30,7 +30,7 @@
 #define ISTHMUS_API __attribute__((visibility("default")))
 
 // Bumped whenever a signature or the meta layout changes; the Java bindings check it at load.
-#define ISTHMUS_ABI_VERSION 1
+#define ISTHMUS_ABI_VERSION 2
 
 // The largest rank a kernel accepts after coalescing (Java falls back to the reference backend
 // beyond it). 16 is far more than any real tensor needs once contiguous dims are merged.
@@ -98,6 +98,9 @@ typedef struct {
     int (*token_relation_kl_backward)(int dt, const int64_t *dims, const int64_t *meta, const void *qs,
                                       const void *ks, const void *vs, const void *qt, const void *kt,
                                       const void *vt, const void *gloss, void *gqs, void *gks, void *gvs);
+    int (*token_relation_kl_forward_backward)(int dt, const int64_t *dims, const int64_t *meta, const void *qs,
+                                              const void *ks, const void *vs, const void *qt, const void *kt,
+                                              const void *vt, void *loss, void *gqs, void *gks, void *gvs);
     // dwconv.c, layernorm.c, adam.c, softmax_bwd.c
     int (*dwconv2d)(int dt, const int64_t *geo, const void *x, const void *w, void *out);
     int (*dwconv2d_backward_input)(int dt, const int64_t *geo, const void *gy, const void *w, void *gx);

@@ -43,6 +43,9 @@ int ISA_FN(k_token_relation_kl)(int dt, const int64_t *dims, const int64_t *meta
 int ISA_FN(k_token_relation_kl_backward)(int dt, const int64_t *dims, const int64_t *meta, const void *qs,
                                          const void *ks, const void *vs, const void *qt, const void *kt,
                                          const void *vt, const void *gloss, void *gqs, void *gks, void *gvs);
+int ISA_FN(k_token_relation_kl_forward_backward)(int dt, const int64_t *dims, const int64_t *meta, const void *qs,
+                                                 const void *ks, const void *vs, const void *qt, const void *kt,
+                                                 const void *vt, void *loss, void *gqs, void *gks, void *gvs);
 // dwconv.c
 int ISA_FN(k_dwconv2d)(int dt, const int64_t *geo, const void *x, const void *w, void *out);
 int ISA_FN(k_dwconv2d_backward_input)(int dt, const int64_t *geo, const void *gy, const void *w, void *gx);

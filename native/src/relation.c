@@ -80,6 +80,31 @@ int ISA_FN(k_token_relation_kl)(int dt, const int64_t *dims, const int64_t *meta
     return st;
 }
 
+// The loss and its gradients for a gradLoss of 1, in one pass (meta: the offsets of qs, ks, vs, qt,
+// kt, vt, loss, gqs, gks, gvs): what a training step needs, the products computed once.
+int ISA_FN(k_token_relation_kl_forward_backward)(int dt, const int64_t *dims, const int64_t *meta, const void *qs,
+                                                 const void *ks, const void *vs, const void *qt, const void *kt,
+                                                 const void *vt, void *loss, void *gqs, void *gks, void *gvs) {
+    double value = 0;
+    int st;
+#define REL_BOTH(TT, SUF)                                                                         \
+    do {                                                                                          \
+        rel_##SUF a = {0};                                                                        \
+        REL_SETUP(a, TT);                                                                         \
+        a.c = (TT) (1 / ((double) dims[0] * (double) dims[1]));                                   \
+        a.gq = (TT *) gqs + meta[7];                                                              \
+        a.gk = (TT *) gks + meta[8];                                                              \
+        a.gv = (TT *) gvs + meta[9];                                                              \
+        st = a.BH == 0 || a.N == 0 ? rel_forward_##SUF(&a, &value) : rel_forward_backward_##SUF(&a, &value); \
+    } while (0)
+    if (dt == DT_F32) REL_BOTH(float, f32);
+    else if (dt == DT_F64) REL_BOTH(double, f64);
+    else return ST_BAD_ARGUMENT;
+#undef REL_BOTH
+    if (st == ST_OK) store_d(dt, loss, meta[6], value);
+    return st;
+}
+
 int ISA_FN(k_token_relation_kl_backward)(int dt, const int64_t *dims, const int64_t *meta, const void *qs,
                                          const void *ks, const void *vs, const void *qt, const void *kt,
                                          const void *vt, const void *gloss, void *gqs, void *gks, void *gvs) {

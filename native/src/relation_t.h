@@ -111,6 +111,16 @@ static void TN(rel_fwd_tile)(const TN(rel) *a, int64_t bh, int64_t t, int pair, 
     for (int64_t l = 0; l < mq; l++) out[l] = (double) kl[l];
 }
 
+// The loss from the rows' KL values: each pair's rows summed in order (the reference's order of
+// rows), in double.
+static double TN(rel_total)(const TN(rel) *a) {
+    int64_t rows = a->BH * a->N;
+    double total[2] = {0, 0};
+    for (int pair = 0; pair < 2; pair++)
+        for (int64_t r = 0; r < rows; r++) total[pair] += a->rowkl[(size_t) pair * (size_t) rows + r];
+    return (total[0] + total[1]) / ((double) a->BH * (double) a->N);
+}
+
 static int TN(rel_forward)(TN(rel) *a, double *loss) {
     int64_t BH = a->BH, N = a->N, nqt = a->nqt, items = BH * nqt;
     int nt = par_threads(BH * N * N * (a->ds + a->dt));
@@ -133,13 +143,7 @@ static int TN(rel_forward)(TN(rel) *a, double *loss) {
         }
         TN(rel_scratch_free)(&s);
     }
-    if (!failed) {
-        // Each pair's rows summed in order (the reference's order of rows), in double.
-        double total[2] = {0, 0};
-        for (int pair = 0; pair < 2; pair++)
-            for (int64_t r = 0; r < BH * N; r++) total[pair] += a->rowkl[(size_t) pair * (size_t) (BH * N) + r];
-        *loss = (total[0] + total[1]) / ((double) BH * (double) N);
-    }
+    if (!failed) *loss = TN(rel_total)(a);
     free(a->rowkl);
     return failed ? ST_NO_MEMORY : ST_OK;
 }
@@ -150,11 +154,20 @@ static int TN(rel_forward)(TN(rel) *a, double *loss) {
 // gradient of the pair's student rows a (the tile: complete) and columns b (all N rows: added to
 // the batch-head's accumulator). When no student entry of a row is floored, m = 1 and
 // sum_k T_k = 1, so dz = c (S_j - T_j).
+static void TN(rel_bwd_grads)(const TN(rel) *a, int64_t bh, int64_t t, int pair, TN(rel_scratch) *s);
+
 static void TN(rel_bwd_tile)(const TN(rel) *a, int64_t bh, int64_t t, int pair, TN(rel_scratch) *s) {
+    T *mxt = s->lane, *mxs = mxt + 2 * TM, *mns = mxs + TM;
+    TN(rel_logits)(a, bh, t, pair, s, mxt, NULL, mxs, mns);   // the teacher's floor does not matter here
+    TN(rel_bwd_grads)(a, bh, t, pair, s);
+}
+
+// The backward of one tile and pair from its logits in s (zt, zs) and per-lane maxima (lane 0 and
+// 2) and the student's minima (lane 3), as rel_logits leaves them.
+static void TN(rel_bwd_grads)(const TN(rel) *a, int64_t bh, int64_t t, int pair, TN(rel_scratch) *s) {
     int64_t N = a->N, ds = a->ds, dspad = a->dspad;
     int64_t i0 = t * TM, mq = ft_min(TM, N - i0), nv = (mq + NL - 1) / NL, ml = nv * NL;
     T *mxt = s->lane, *mxs = mxt + 2 * TM, *mns = mxs + TM;
-    TN(rel_logits)(a, bh, t, pair, s, mxt, NULL, mxs, mns);   // the teacher's floor does not matter here
     T *dz = s->zt;   // exp(zt - mt) lands in zt, then becomes dz
     int64_t ne = (ml + EL - 1) / EL;
     const T F = (T) FT_LOG_FLOOR;
@@ -218,8 +231,15 @@ static void TN(rel_bwd_tile)(const TN(rel) *a, int64_t bh, int64_t t, int pair, 
     }
 }
 
-static int TN(rel_backward)(TN(rel) *a) {
+// The backward over every batch-head; with `loss` non-NULL, the forward too: each tile's rows' KL
+// from the same logits (rel_fwd_tile leaves zt, zs and the lane statistics as rel_bwd_grads reads
+// them), so a training step computes the teacher's and the student's products once, not twice.
+static int TN(rel_run_backward)(TN(rel) *a, double *loss) {
     int64_t BH = a->BH, N = a->N, ds = a->ds, dspad = a->dspad;
+    if (loss != NULL) {
+        a->rowkl = malloc(sizeof(double) * (size_t) (2 * BH * N > 0 ? 2 * BH * N : 1));
+        if (!a->rowkl) return ST_NO_MEMORY;
+    }
     int nt = par_threads(BH * N * N * (a->ds + a->dt));
     int failed = 0;
     // One batch-head per item: its gradK and gradV sum over its row tiles, in tile order.
@@ -236,12 +256,28 @@ static int TN(rel_backward)(TN(rel) *a) {
             if (!ok) continue;
             memset(s.gk, 0, sizeof(T) * (size_t) (N * dspad));
             memset(s.gv, 0, sizeof(T) * (size_t) (N * dspad));
-            for (int64_t t = 0; t < a->nqt; t++)
-                for (int pair = 0; pair < 2; pair++) TN(rel_bwd_tile)(a, bh, t, pair, &s);
+            for (int64_t t = 0; t < a->nqt; t++) {
+                for (int pair = 0; pair < 2; pair++) {
+                    if (loss == NULL) {
+                        TN(rel_bwd_tile)(a, bh, t, pair, &s);
+                    } else {
+                        TN(rel_fwd_tile)(a, bh, t, pair, &s);
+                        TN(rel_bwd_grads)(a, bh, t, pair, &s);
+                    }
+                }
+            }
             TN(unpad_rows)(s.gk, N, ds, dspad, a->gk + bh * N * ds);
             TN(unpad_rows)(s.gv, N, ds, dspad, a->gv + bh * N * ds);
         }
         TN(rel_scratch_free)(&s);
     }
+    if (loss != NULL) {
+        if (!failed) *loss = TN(rel_total)(a);
+        free(a->rowkl);
+    }
     return failed ? ST_NO_MEMORY : ST_OK;
 }
+
+static int TN(rel_backward)(TN(rel) *a) { return TN(rel_run_backward)(a, NULL); }
+
+static int TN(rel_forward_backward)(TN(rel) *a, double *loss) { return TN(rel_run_backward)(a, loss); }

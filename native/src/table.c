@@ -21,6 +21,7 @@ const isthmus_table ISA_FN(isthmus_table) = {
     .attention_backward = ISA_FN(k_attention_backward),
     .token_relation_kl = ISA_FN(k_token_relation_kl),
     .token_relation_kl_backward = ISA_FN(k_token_relation_kl_backward),
+    .token_relation_kl_forward_backward = ISA_FN(k_token_relation_kl_forward_backward),
     .dwconv2d = ISA_FN(k_dwconv2d),
     .dwconv2d_backward_input = ISA_FN(k_dwconv2d_backward_input),
     .dwconv2d_backward_weight = ISA_FN(k_dwconv2d_backward_weight),

@@ -216,6 +216,14 @@ public interface Backend {
                                  Strided gradLoss, Strided gradQs, Strided gradKs, Strided gradVs);
 
     /**
+     * {@link #tokenRelationKl} and {@link #tokenRelationKlBackward} for a gradLoss of 1 together: the
+     * loss, and its gradients with respect to qs, ks and vs. Both need the same relation logits, so a
+     * training step that asks for both at once computes the products once.
+     */
+    void tokenRelationKlForwardBackward(Strided qs, Strided ks, Strided vs, Strided qt, Strided kt, Strided vt,
+                                        Strided loss, Strided gradQs, Strided gradKs, Strided gradVs);
+
+    /**
      * One Adam step in place on param, m (first moment) and v (second moment), from grad, all of one
      * shape and dtype, as torch.optim.Adam / AdamW (single-tensor, non-amsgrad) compute it, with
      * {@code step} >= 1 the number of this step:

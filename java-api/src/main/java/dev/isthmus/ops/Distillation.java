@@ -79,6 +79,17 @@ public final class Distillation {
         Tensor sq = Shapes.contiguous(qs), sk = Shapes.contiguous(ks), sv = Shapes.contiguous(vs);
         Tensor tq = Shapes.contiguous(qt), tk = Shapes.contiguous(kt), tv = Shapes.contiguous(vt);
         Tensor loss = Tensor.empty(qs.dtype(), qs.device());
+        if (GradMode.isEnabled() && (sq.requiresGrad() || sk.requiresGrad() || sv.requiresGrad())) {
+            // Training: the loss and its gradients for a unit output gradient in one pass (the
+            // products once, not again in the backward); the backward scales them.
+            Tensor[] unit = {Tensor.empty(qs.dtype(), qs.device(), qs.shape()), Tensor.empty(qs.dtype(), qs.device(), qs.shape()),
+                    Tensor.empty(qs.dtype(), qs.device(), qs.shape())};
+            qs.backend().tokenRelationKlForwardBackward(sq.data(op), sk.data(op), sv.data(op), tq.data(op), tk.data(op),
+                    tv.data(op), loss.data(op), unit[0].data(op), unit[1].data(op), unit[2].data(op));
+            return TOKEN_RELATION_KL.record(loss, g -> Fusion.backward(op, g, new Tensor[] {sq, sk, sv},
+                    in -> tokenRelationKlComposite(in[0], in[1], in[2], tq, tk, tv),
+                    () -> new Tensor[] {mul(unit[0], g), mul(unit[1], g), mul(unit[2], g)}), sq, sk, sv);
+        }
         qs.backend().tokenRelationKl(sq.data(op), sk.data(op), sv.data(op), tq.data(op), tk.data(op), tv.data(op),
                 loss.data(op));
         return TOKEN_RELATION_KL.record(loss, g -> Fusion.backward(op, g, new Tensor[] {sq, sk, sv},

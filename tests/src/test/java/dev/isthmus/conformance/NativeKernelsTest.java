@@ -6,6 +6,7 @@ import dev.isthmus.backend.Kernels;
 import dev.isthmus.backend.Kernels.Binary;
 import dev.isthmus.backend.Kernels.Reduce;
 import dev.isthmus.backend.Kernels.Unary;
+import dev.isthmus.backend.Storage;
 import dev.isthmus.backend.Strided;
 import dev.isthmus.backend.ref.ReferenceBackend;
 import dev.isthmus.conformance.Buffers.Layout;
@@ -688,6 +689,17 @@ class NativeKernelsTest extends NativeKernelTestBase {
                         nat.tokenRelationKlBackward(st[0], st[1], st[2], te[0], te[1], te[2], gl, ng[0], ng[1], ng[2]);
                         String[] names = {"gradQ", "gradK", "gradV"};
                         for (int i = 0; i < 3; i++) assertStoragesClose(isa + " " + what + " " + names[i], rg[i], ng[i], atol, rtol);
+                        // Loss and gradients in one pass, for a unit gradLoss: the reference's scaled back by 1.7.
+                        Strided bl = poison(view(a, dt, Layout.DENSE));
+                        Strided[] bg = new Strided[3];
+                        for (int i = 0; i < 3; i++) bg[i] = poison(view(a, dt, Layout.DENSE, b, h, n, ds));
+                        nat.tokenRelationKlForwardBackward(st[0], st[1], st[2], te[0], te[1], te[2], bl, bg[0], bg[1], bg[2]);
+                        assertStoragesClose(isa + " " + what + " loss (with the gradients)", rl, bl, atol, rtol);
+                        for (int i = 0; i < 3; i++) {
+                            Storage scaled = bg[i].storage();
+                            for (long e = 0; e < scaled.numel(); e++) scaled.setDouble(e, scaled.getDouble(e) * 1.7);
+                            assertStoragesClose(isa + " " + what + " " + names[i] + " (with the loss)", rg[i], bg[i], atol, rtol);
+                        }
                     });
                     assertEquals(before, nat.fallbacks(), what + ": fell back (" + nat.lastFallback() + ")");
                 }
@@ -711,9 +723,12 @@ class NativeKernelsTest extends NativeKernelTestBase {
                         nat.setThreads(threads);
                         Strided loss = poison(view(a, dt, Layout.DENSE));
                         nat.tokenRelationKl(st[0], st[1], st[2], te[0], te[1], te[2], loss);
-                        Strided[] got = {loss, poison(view(a, dt, Layout.DENSE, b, h, n, ds)),
-                                poison(view(a, dt, Layout.DENSE, b, h, n, ds)), poison(view(a, dt, Layout.DENSE, b, h, n, ds))};
+                        Strided[] got = new Strided[8];
+                        got[0] = loss;
+                        got[4] = poison(view(a, dt, Layout.DENSE));
+                        for (int i : new int[] {1, 2, 3, 5, 6, 7}) got[i] = poison(view(a, dt, Layout.DENSE, b, h, n, ds));
                         nat.tokenRelationKlBackward(st[0], st[1], st[2], te[0], te[1], te[2], gl, got[1], got[2], got[3]);
+                        nat.tokenRelationKlForwardBackward(st[0], st[1], st[2], te[0], te[1], te[2], got[4], got[5], got[6], got[7]);
                         if (first == null) {
                             first = got;
                         } else {

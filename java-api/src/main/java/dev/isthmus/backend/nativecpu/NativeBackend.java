@@ -1101,6 +1101,32 @@ public final class NativeBackend implements Backend {
         REF.tokenRelationKl(qs, ks, vs, qt, kt, vt, loss);
     }
 
+    @Override public void tokenRelationKlForwardBackward(Strided qs, Strided ks, Strided vs, Strided qt, Strided kt,
+                                                         Strided vt, Strided loss, Strided gradQs, Strided gradKs,
+                                                         Strided gradVs) {
+        String op = "token_relation_kl_forward_backward";
+        long[] n = relationDims(op, qs, ks, vs, qt, kt, vt);
+        Layouts.check(op, "loss", loss);
+        if (loss.rank() != 0) throw contract(op, "loss must be 0-d", loss);
+        Layouts.check(op, "gradQs", gradQs);
+        Layouts.check(op, "gradKs", gradKs);
+        Layouts.check(op, "gradVs", gradVs);
+        requireShape(op, "gradQs", gradQs, qs.shape());
+        requireShape(op, "gradKs", gradKs, qs.shape());
+        requireShape(op, "gradVs", gradVs, qs.shape());
+        String why = fusedProblem(new Strided[] {qs, ks, vs, qt, kt, vt}, -1, new Strided[] {loss, gradQs, gradKs, gradVs});
+        if (why == null) {
+            long[] meta = {qs.offset(), ks.offset(), vs.offset(), qt.offset(), kt.offset(), vt.offset(), loss.offset(),
+                    gradQs.offset(), gradKs.offset(), gradVs.offset()};
+            invoke(op, a -> (int) NativeBindings.TOKEN_RELATION_KL_FORWARD_BACKWARD.invokeExact(dt(qs), Layouts.longs(a, n),
+                    Layouts.longs(a, meta), seg(qs), seg(ks), seg(vs), seg(qt), seg(kt), seg(vt), seg(loss), seg(gradQs),
+                    seg(gradKs), seg(gradVs)));
+            return;
+        }
+        fallback(op, why);
+        REF.tokenRelationKlForwardBackward(qs, ks, vs, qt, kt, vt, loss, gradQs, gradKs, gradVs);
+    }
+
     @Override public void tokenRelationKlBackward(Strided qs, Strided ks, Strided vs, Strided qt, Strided kt,
                                                   Strided vt, Strided gradLoss, Strided gradQs, Strided gradKs,
                                                   Strided gradVs) {

@@ -31,7 +31,7 @@ final class NativeBindings {
     private NativeBindings() {}
 
     /** The ABI this class is written against; native/src/isthmus.h's ISTHMUS_ABI_VERSION. */
-    static final int ABI_VERSION = 1;
+    static final int ABI_VERSION = 2;
 
     private static final Linker LINKER = Linker.nativeLinker();
     private static final List<String> BOUND = new ArrayList<>();
@@ -119,6 +119,10 @@ final class NativeBindings {
                     ADDRESS, ADDRESS));
     /** (dt, dims, meta, qs, ks, vs, qt, kt, vt, gradLoss, gqs, gks, gvs) */
     static final MethodHandle TOKEN_RELATION_KL_BACKWARD = isthmus("isthmus_token_relation_kl_backward",
+            FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS,
+                    ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS));
+    /** (dt, dims, meta, qs, ks, vs, qt, kt, vt, loss, gqs, gks, gvs): the loss and its gradients for gradLoss 1. */
+    static final MethodHandle TOKEN_RELATION_KL_FORWARD_BACKWARD = isthmus("isthmus_token_relation_kl_forward_backward",
             FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS,
                     ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS));
 

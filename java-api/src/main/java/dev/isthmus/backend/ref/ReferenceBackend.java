@@ -333,6 +333,13 @@ public final class ReferenceBackend implements Backend {
         ReferenceFused.tokenRelationKl(qs, ks, vs, qt, kt, vt, loss);
     }
 
+    @Override public void tokenRelationKlForwardBackward(Strided qs, Strided ks, Strided vs, Strided qt, Strided kt,
+                                                         Strided vt, Strided loss, Strided gradQs, Strided gradKs,
+                                                         Strided gradVs) {
+        ReferenceFused.tokenRelationKl(qs, ks, vs, qt, kt, vt, loss);
+        ReferenceFused.tokenRelationKlBackward(qs, ks, vs, qt, kt, vt, 1.0, gradQs, gradKs, gradVs);
+    }
+
     @Override public void tokenRelationKlBackward(Strided qs, Strided ks, Strided vs, Strided qt, Strided kt,
                                                   Strided vt, Strided gradLoss, Strided gradQs, Strided gradKs,
                                                   Strided gradVs) {

@@ -416,10 +416,16 @@ final class ReferenceFused {
 
     static void tokenRelationKlBackward(Strided qs, Strided ks, Strided vs, Strided qt, Strided kt, Strided vt,
                                         Strided gradLoss, Strided gradQs, Strided gradKs, Strided gradVs) {
+        tokenRelationKlBackward(qs, ks, vs, qt, kt, vt, read(gradLoss)[0], gradQs, gradKs, gradVs);
+    }
+
+    /** The backward for a gradLoss given as a number. */
+    static void tokenRelationKlBackward(Strided qs, Strided ks, Strided vs, Strided qt, Strided kt, Strided vt,
+                                        double gradLoss, Strided gradQs, Strided gradKs, Strided gradVs) {
         long[] shape = qs.shape();
         int bh = (int) (shape[0] * shape[1]), n = (int) shape[2];
         int ds = (int) shape[3], dt = (int) qt.shape()[3];
-        double c = read(gradLoss)[0] / ((double) bh * n);
+        double c = gradLoss / ((double) bh * n);
         double[] sq = read(qs), sk = read(ks), sv = read(vs), tv = read(vt);
         double[] gq = new double[sq.length], gk = new double[sk.length], gv = new double[sv.length];
         relationKlBackward(new RelationPair(sq, sk, ds, read(qt), read(kt), dt), bh, n, c, gq, gk);
