@@ -6,6 +6,7 @@ import dev.isthmus.backend.Kernels.Unary;
 import dev.isthmus.tensor.Tensor;
 
 import java.util.List;
+import java.util.function.UnaryOperator;
 
 import static dev.isthmus.ops.Elementwise.*;
 
@@ -48,26 +49,14 @@ public final class Activations {
 
     /**
      * x * Phi(x) with the exact normal CDF: 0.5 x (1 + erf(x / sqrt 2)). One kernel forward and one
-     * backward ({@link #geluBackward}): written with erf, mul and add it would be five passes over
-     * the tensor forward and more than ten backward, and mobile models spend much of a training step
-     * in their activations.
+     * backward (g * gelu'(x) = g (Phi(x) + x phi(x)), op {@code gelu_backward}): written with erf,
+     * mul and add it would be five passes over the tensor forward and more than ten backward, and
+     * mobile models spend much of a training step in their activations. The backward's own gradient
+     * uses gelu''(x) = phi(x) (2 - x^2), written with generic ops: second-order use is rare enough
+     * that a kernel would not pay.
      */
     public static Tensor gelu(Tensor x) {
-        Checks.floating(GELU.name(), x);
-        Tensor y = unaryRaw(GELU.name(), Unary.GELU, x);
-        return GELU.record(y, g -> new Tensor[] {geluBackward(g, x)}, x);
-    }
-
-    /**
-     * g * gelu'(x) = g (Phi(x) + x phi(x)), the gradient of {@link #gelu} in one kernel. Its own
-     * gradient needs gelu''(x) = phi(x) (2 - x^2), written with generic ops: second-order use is rare
-     * enough that a kernel would not pay.
-     */
-    static Tensor geluBackward(Tensor g, Tensor x) {
-        Tensor out = binaryRaw(GELU_BACKWARD.name(), Binary.GELU_GRAD, g, x);
-        return GELU_BACKWARD.record(out, gg -> new Tensor[] {
-                g.requiresGrad() ? geluBackward(gg, x) : null,
-                x.requiresGrad() ? mul(mul(gg, g), geluSecond(x)) : null}, g, x);
+        return fusedActivation(GELU, Unary.GELU, GELU_BACKWARD, Binary.GELU_GRAD, Activations::geluSecond, x);
     }
 
     private static Tensor geluSecond(Tensor x) {
@@ -81,27 +70,37 @@ public final class Activations {
         return mul(mul(x, 0.5), add(tanh(inner), 1));
     }
 
-    /** x * sigmoid(x), also called swish; one kernel forward and one backward, as {@link #gelu}. */
-    public static Tensor silu(Tensor x) {
-        Checks.floating(SILU.name(), x);
-        Tensor y = unaryRaw(SILU.name(), Unary.SILU, x);
-        return SILU.record(y, g -> new Tensor[] {siluBackward(g, x)}, x);
-    }
-
     /**
-     * g * silu'(x) = g s (1 + x (1 - s)) with s = sigmoid(x), in one kernel; its own gradient uses
-     * silu''(x) = s (1 - s) (2 + x (1 - 2 s)).
+     * x * sigmoid(x), also called swish; fused as {@link #gelu}: the backward is
+     * g * silu'(x) = g s (1 + x (1 - s)) with s = sigmoid(x) (op {@code silu_backward}), and its own
+     * gradient uses silu''(x) = s (1 - s) (2 + x (1 - 2 s)).
      */
-    static Tensor siluBackward(Tensor g, Tensor x) {
-        Tensor out = binaryRaw(SILU_BACKWARD.name(), Binary.SILU_GRAD, g, x);
-        return SILU_BACKWARD.record(out, gg -> new Tensor[] {
-                g.requiresGrad() ? siluBackward(gg, x) : null,
-                x.requiresGrad() ? mul(mul(gg, g), siluSecond(x)) : null}, g, x);
+    public static Tensor silu(Tensor x) {
+        return fusedActivation(SILU, Unary.SILU, SILU_BACKWARD, Binary.SILU_GRAD, Activations::siluSecond, x);
     }
 
     private static Tensor siluSecond(Tensor x) {
         Tensor s = sigmoid(x);
         return mul(mul(s, sub(1, s)), add(mul(x, sub(1, mul(s, 2))), 2));
+    }
+
+    /** An activation f computed by one kernel, its gradient g * f'(x) by another ({@link #activationGradient}). */
+    private static Tensor fusedActivation(Op op, Unary kind, Op backwardOp, Binary gradKind, UnaryOperator<Tensor> second,
+                                          Tensor x) {
+        Checks.floating(op.name(), x);
+        Tensor y = unaryRaw(op.name(), kind, x);
+        return op.record(y, g -> new Tensor[] {activationGradient(backwardOp, gradKind, second, g, x)}, x);
+    }
+
+    /**
+     * g * f'(x) in one kernel, differentiable again: in g by the same kernel, in x through f''
+     * ({@code second}), written with generic ops.
+     */
+    private static Tensor activationGradient(Op op, Binary kind, UnaryOperator<Tensor> second, Tensor g, Tensor x) {
+        Tensor out = binaryRaw(op.name(), kind, g, x);
+        return op.record(out, gg -> new Tensor[] {
+                g.requiresGrad() ? activationGradient(op, kind, second, gg, x) : null,
+                x.requiresGrad() ? mul(mul(gg, g), second.apply(x)) : null}, g, x);
     }
 
     /** log(1 + exp(beta x)) / beta, written as relu(bx) + log1p(exp(-|bx|)) so it never overflows. */

@@ -9,6 +9,8 @@ import dev.isthmus.ops.Reductions;
 import dev.isthmus.tensor.Scope;
 import dev.isthmus.tensor.Tensor;
 
+import java.util.Locale;
+
 /** What the image-classification reproductions share: test accuracy, its throughput, a data subset. */
 final class Classification {
     private Classification() {}
@@ -41,6 +43,36 @@ final class Classification {
         long n = 0;
         for (int i = 0; i < truth.length; i++) if (predicted[i] == truth[i]) n++;
         return n;
+    }
+
+    /**
+     * The training loss averaged over windows of {@value #WINDOW} batches: each full window adds a
+     * point to the loss curve (x in epochs) and shows the mean on the progress bar.
+     */
+    static final class LossWindow {
+        static final int WINDOW = 50;
+        private final Series.Builder curve;
+        private final int batchesPerEpoch, epochs;
+        private double sum;
+        private int count;
+
+        LossWindow(Series.Builder curve, int batchesPerEpoch, int epochs) {
+            this.curve = curve;
+            this.batchesPerEpoch = batchesPerEpoch;
+            this.epochs = epochs;
+        }
+
+        /** Adds the loss of step {@code step} (counted from 0 over the run), then advances the bar. */
+        void add(double loss, long step, Progress.Task bar) {
+            sum += loss;
+            if (++count == WINDOW) {
+                curve.add((double) (step + 1) / batchesPerEpoch, sum / count);
+                bar.status(String.format(Locale.ROOT, "epoch %d/%d, loss %.3f", step / batchesPerEpoch + 1, epochs, sum / count));
+                sum = 0;
+                count = 0;
+            }
+            bar.advance();
+        }
     }
 
     /** The first {@code n} samples of a data set. */

@@ -207,15 +207,14 @@ public final class EmoFashionMnist implements Experiment {
         CosineLr schedule = new CosineLr(perEpoch, total, MIN_LR, MIN_LR / LR);
         List<Tensor> params = model.parameters();
 
-        Series.Builder lossCurve = Series.builder(label + " (mean over 50 batches)");
+        Series.Builder lossCurve = Series.builder(label + " (mean over " + Classification.LossWindow.WINDOW + " batches)");
+        Classification.LossWindow window = new Classification.LossWindow(lossCurve, perEpoch, epochs);
         Series.Builder emaAccuracy = Series.builder(label + " (EMA weights)");
         double trainSeconds = 0, inferenceRate = 0;
         long step = 0, t0Run = System.nanoTime();
         try (Progress.Task bar = ctx.progress().start("emo: training " + label, total)) {
             for (int epoch = 0; epoch < epochs; epoch++) {
                 model.train();
-                double windowLoss = 0;
-                int window = 0;
                 long t0 = System.nanoTime();
                 try (DataLoader.Epoch batches = trainLoader.epoch(epoch)) {
                     for (Batch b : batches) {
@@ -231,16 +230,9 @@ public final class EmoFashionMnist implements Experiment {
                             // (1 + t) / (10 + t) (TensorFlow's num_updates rule): else a short
                             // run's average would still hold much of the init at the end.
                             ema.update(model, Math.min(EMA_DECAY, (1.0 + step) / (10.0 + step)));
-                            windowLoss += loss.item();
+                            window.add(loss.item(), step, bar);
                         }
                         step++;
-                        if (++window == 50) {
-                            lossCurve.add((double) step / perEpoch, windowLoss / window);
-                            bar.status(String.format(Locale.ROOT, "epoch %d/%d, loss %.3f", epoch + 1, epochs, windowLoss / window));
-                            windowLoss = 0;
-                            window = 0;
-                        }
-                        bar.advance();
                     }
                 }
                 trainSeconds += (System.nanoTime() - t0) / 1e9;

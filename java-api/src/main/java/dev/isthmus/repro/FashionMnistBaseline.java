@@ -77,7 +77,8 @@ public final class FashionMnistBaseline implements Experiment {
         long total = (long) perEpoch * epochs;
         CosineLr schedule = new CosineLr(total / EPOCHS, total, 0, 0.01); // warm-up: 1/15 of the run
 
-        Series.Builder lossCurve = Series.builder("training loss (mean over 50 batches)");
+        Series.Builder lossCurve = Series.builder("training loss (mean over " + Classification.LossWindow.WINDOW + " batches)");
+        Classification.LossWindow window = new Classification.LossWindow(lossCurve, perEpoch, epochs);
         Series.Builder trainAcc = Series.builder("training (running, augmented)");
         Series.Builder testAcc = Series.builder("test");
         double trainSeconds = 0, lastLoss = Double.NaN;
@@ -86,9 +87,8 @@ public final class FashionMnistBaseline implements Experiment {
         try (Progress.Task bar = ctx.progress().start("fashion-mnist-baseline: training", total)) {
             for (int epoch = 0; epoch < epochs; epoch++) {
                 model.train();
-                double lossSum = 0, windowLoss = 0;
+                double lossSum = 0;
                 long correct = 0, seen = 0;
-                int window = 0;
                 long t0 = System.nanoTime();
                 try (DataLoader.Epoch batches = trainLoader.epoch(epoch)) {
                     for (Batch b : batches) {
@@ -102,18 +102,11 @@ public final class FashionMnistBaseline implements Experiment {
                             optimizer.zeroGrad();
                             double l = loss.item();
                             lossSum += l;
-                            windowLoss += l;
+                            window.add(l, step, bar);
                             correct += Classification.countCorrect(logits, labels);
                             seen += b.size();
                         }
                         step++;
-                        if (++window == 50) {
-                            lossCurve.add((double) step / perEpoch, windowLoss / window);
-                            bar.status(String.format(Locale.ROOT, "epoch %d/%d, loss %.3f", epoch + 1, epochs, windowLoss / window));
-                            windowLoss = 0;
-                            window = 0;
-                        }
-                        bar.advance();
                     }
                 }
                 trainSeconds += (System.nanoTime() - t0) / 1e9;

@@ -1108,12 +1108,7 @@ public final class NativeBackend implements Backend {
         long[] n = relationDims(op, qs, ks, vs, qt, kt, vt);
         Layouts.check(op, "loss", loss);
         if (loss.rank() != 0) throw contract(op, "loss must be 0-d", loss);
-        Layouts.check(op, "gradQs", gradQs);
-        Layouts.check(op, "gradKs", gradKs);
-        Layouts.check(op, "gradVs", gradVs);
-        requireShape(op, "gradQs", gradQs, qs.shape());
-        requireShape(op, "gradKs", gradKs, qs.shape());
-        requireShape(op, "gradVs", gradVs, qs.shape());
+        checkRelationGradients(op, qs, gradQs, gradKs, gradVs);
         String why = fusedProblem(new Strided[] {qs, ks, vs, qt, kt, vt}, -1, new Strided[] {loss, gradQs, gradKs, gradVs});
         if (why == null) {
             long[] meta = {qs.offset(), ks.offset(), vs.offset(), qt.offset(), kt.offset(), vt.offset(), loss.offset(),
@@ -1134,12 +1129,7 @@ public final class NativeBackend implements Backend {
         long[] n = relationDims(op, qs, ks, vs, qt, kt, vt);
         Layouts.check(op, "gradLoss", gradLoss);
         if (gradLoss.rank() != 0) throw contract(op, "gradLoss must be 0-d", gradLoss);
-        Layouts.check(op, "gradQs", gradQs);
-        Layouts.check(op, "gradKs", gradKs);
-        Layouts.check(op, "gradVs", gradVs);
-        requireShape(op, "gradQs", gradQs, qs.shape());
-        requireShape(op, "gradKs", gradKs, qs.shape());
-        requireShape(op, "gradVs", gradVs, qs.shape());
+        checkRelationGradients(op, qs, gradQs, gradKs, gradVs);
         String why = fusedProblem(new Strided[] {qs, ks, vs, qt, kt, vt, gradLoss}, -1,
                 new Strided[] {gradQs, gradKs, gradVs});
         if (why == null) {
@@ -1198,6 +1188,16 @@ public final class NativeBackend implements Backend {
             for (int j = 0; j < i; j++) if (outs[j] != null && Layouts.overlaps(outs[j], o)) return "outputs overlap";
         }
         return null;
+    }
+
+    /** The token-relation gradients' layouts, each of the student's shape. */
+    private static void checkRelationGradients(String op, Strided qs, Strided gradQs, Strided gradKs, Strided gradVs) {
+        String[] names = {"gradQs", "gradKs", "gradVs"};
+        Strided[] grads = {gradQs, gradKs, gradVs};
+        for (int i = 0; i < 3; i++) {
+            Layouts.check(op, names[i], grads[i]);
+            requireShape(op, names[i], grads[i], qs.shape());
+        }
     }
 
     /** Throws unless s has exactly the given shape. */
