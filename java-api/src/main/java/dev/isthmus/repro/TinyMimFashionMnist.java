@@ -181,12 +181,12 @@ public final class TinyMimFashionMnist implements Experiment {
                     .criterion(Criterion.atLeast("finding2_mid_minus_last", 0))
                     .criterion(Criterion.atLeast("headline_relation_minus_mae", 0));
         }
-        Series.Builder bar = Series.builder("mean over seeds");
+        Series.Builder bar = Series.builder("student");
         for (Arm arm : Arm.values()) bar.add(arm.ordinal() + 1, means.get(arm));
         Series[] perSeed = new Series[curves.length];
         for (int i = 0; i < curves.length; i++) perSeed[i] = curves[i].build();
-        return r.plot(Plot.of("arms", "Fine-tuned test accuracy by start (1 scratch, 2 MAE, 3 class token, 4 feature, "
-                        + "5 relation last, 6 relation mid)", "arm", "test accuracy", bar.build()))
+        return r.plot(Plot.of("arms", "Fine-tuned test accuracy by start", "1 scratch, 2 MAE, 3 class token, 4 feature, "
+                        + "5 relation (last block), 6 relation (intermediate)", "test accuracy (mean over seeds)", bar.build()))
                 .plot(Plot.of("seeds", "Test accuracy by seed", "seed", "test accuracy", perSeed))
                 .build();
     }
