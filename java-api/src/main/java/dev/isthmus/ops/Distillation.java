@@ -90,18 +90,11 @@ public final class Distillation {
                     in -> tokenRelationKlComposite(in[0], in[1], in[2], tq, tk, tv),
                     () -> new Tensor[] {mul(unit[0], g), mul(unit[1], g), mul(unit[2], g)}), sq, sk, sv);
         }
+        // Nothing to differentiate (no graph recorded, or no student tensor requires a gradient): the
+        // forward alone, with no backward to record.
         qs.backend().tokenRelationKl(sq.data(op), sk.data(op), sv.data(op), tq.data(op), tk.data(op), tv.data(op),
                 loss.data(op));
-        return TOKEN_RELATION_KL.record(loss, g -> Fusion.backward(op, g, new Tensor[] {sq, sk, sv},
-                in -> tokenRelationKlComposite(in[0], in[1], in[2], tq, tk, tv), () -> {
-                    Tensor gq = Tensor.empty(qs.dtype(), qs.device(), qs.shape()),
-                            gk = Tensor.empty(qs.dtype(), qs.device(), qs.shape()),
-                            gv = Tensor.empty(qs.dtype(), qs.device(), qs.shape());
-                    qs.backend().tokenRelationKlBackward(sq.data(op), sk.data(op), sv.data(op), tq.data(op),
-                            tk.data(op), tv.data(op), Shapes.contiguous(g).data(op), gq.data(op), gk.data(op),
-                            gv.data(op));
-                    return new Tensor[] {gq, gk, gv};
-                }), sq, sk, sv);
+        return loss;
     }
 
     /** The definition of the loss, on checked arguments. */

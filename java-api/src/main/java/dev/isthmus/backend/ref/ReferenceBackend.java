@@ -164,8 +164,9 @@ public final class ReferenceBackend implements Backend {
         long batch = a.shape()[0], m = a.shape()[1], n = b.shape()[2], k = a.shape()[2];
         long[] as = a.strides(), bs = b.strides();
         Storage sa = a.storage(), sb = b.storage();
+        double[] rowAcc = new double[(int) n];
         for (long i = 0; i < m; i++) {
-            double[] rowAcc = new double[(int) n];
+            if (sum) java.util.Arrays.fill(rowAcc, 0);
             for (long p = 0; p < batch; p++) {
                 if (!sum) java.util.Arrays.fill(rowAcc, 0);
                 long aRow = a.offset() + p * as[0] + i * as[1];
