@@ -1,0 +1,86 @@
+package dev.isthmus.models.hsbm;
+
+import java.util.Arrays;
+
+/**
+ * A d-uniform hypergraph on nodes 0..n-1, as its hyperedges: d node ids each, stored in blocks of
+ * whole edges (a block per chunk of the sampler, so no single array has to hold them all and the
+ * blocks are the units of parallel passes). Memory is 4 d bytes per hyperedge and nothing per node.
+ * Within an edge the ids are distinct and ascending.
+ */
+public final class Hypergraph {
+    private final int n, d;
+    private final int[][] blocks;
+    private final long edges;
+
+    /** Takes the blocks as they are (no copy): each holds a whole number of edges of d valid ids. */
+    public Hypergraph(int n, int d, int[][] blocks) {
+        if (n < 1 || d < 2) throw new IllegalArgumentException("hypergraph: need n >= 1 and d >= 2, got n=" + n + ", d=" + d);
+        long count = 0;
+        for (int[] block : blocks) {
+            if (block.length % d != 0) throw new IllegalArgumentException("hypergraph: a block of " + block.length + " ids is not whole edges of " + d);
+            for (int id : block) if (id < 0 || id >= n) throw new IllegalArgumentException("hypergraph: node id " + id + " outside 0.." + (n - 1));
+            count += block.length / d;
+        }
+        this.n = n;
+        this.d = d;
+        this.blocks = blocks;
+        this.edges = count;
+    }
+
+    public int nodes() { return n; }
+
+    public int edgeSize() { return d; }
+
+    public long edgeCount() { return edges; }
+
+    int blockCount() { return blocks.length; }
+
+    /** Block {@code b}'s ids, d per edge, shared (not a copy): for the passes of this package. */
+    int[] block(int b) { return blocks[b]; }
+
+    /** Every edge as a row of d ids, in storage order: for tests and small graphs. */
+    public int[][] edgeList() {
+        if (edges > Integer.MAX_VALUE) throw new IllegalStateException("hypergraph: " + edges + " edges do not fit one list");
+        int[][] out = new int[(int) edges][];
+        int e = 0;
+        for (int[] block : blocks) for (int at = 0; at < block.length; at += d) out[e++] = Arrays.copyOfRange(block, at, at + d);
+        return out;
+    }
+
+    /** How many hyperedges contain each node. */
+    public int[] degrees() {
+        int[][] partial = new int[Parallel.THREADS][];
+        int[][] ranges = split(Parallel.THREADS);
+        Parallel.forEach(ranges.length, t -> {
+            int[] deg = new int[n];
+            for (int b = ranges[t][0]; b < ranges[t][1]; b++) for (int v : blocks[b]) deg[v]++;
+            partial[t] = deg;
+        });
+        int[] deg = partial[0];
+        for (int t = 1; t < ranges.length; t++) for (int v = 0; v < n; v++) deg[v] += partial[t][v];
+        return deg;
+    }
+
+    /**
+     * Contiguous ranges of blocks, {@code [from, to)}, at most {@code parts} of them, with about equal
+     * numbers of edges: the work split of a parallel pass with a private accumulator per part.
+     */
+    int[][] split(int parts) {
+        parts = Math.max(1, Math.min(parts, blocks.length));
+        int[][] ranges = new int[parts][2];
+        long total = 0;
+        for (int[] block : blocks) total += block.length;
+        long seen = 0;
+        int b = 0;
+        for (int p = 0; p < parts; p++) {
+            ranges[p][0] = b;
+            long goal = total * (p + 1) / parts;
+            while (b < blocks.length && seen < goal) seen += blocks[b++].length;
+            ranges[p][1] = b;
+        }
+        return ranges;
+    }
+
+    @Override public String toString() { return "Hypergraph[n=" + n + ", d=" + d + ", " + edges + " edges]"; }
+}
