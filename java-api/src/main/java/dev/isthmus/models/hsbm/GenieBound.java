@@ -96,6 +96,49 @@ public final class GenieBound {
         }
     }
 
+    /**
+     * The genie test applied to a drawn hypergraph with its true labels: how many nodes have a rival
+     * community with strictly more informative hyperedges than their own (those the test gets wrong
+     * whatever the tie rule), and how many tie with their best rival. An algorithm that recovers
+     * this graph exactly had no strictly failing node to contend with, unless it used more than the
+     * per-node evidence (a check on the same graphs, where {@link #exactRecoveryCeiling} is a
+     * prediction).
+     *
+     * @return {strict failures, ties}
+     */
+    public static int[] failingNodes(PlantedHypergraph planted) {
+        HsbmModel model = planted.model();
+        counts(model, planted.nodes()); // the symmetric model only: throws for any other
+        int n = planted.nodes(), k = model.communities(), d = model.d();
+        int[] labels = planted.labels();
+        Hypergraph graph = planted.graph();
+        // pure[v * k + j]: hyperedges at v whose other d - 1 nodes all lie in community j.
+        int[] pure = new int[n * k];
+        for (int b = 0; b < graph.blockCount(); b++) {
+            int[] ids = graph.block(b);
+            for (int at = 0; at < ids.length; at += d) {
+                for (int s = 0; s < d; s++) {
+                    int v = ids[at + s], j = -1;
+                    boolean one = true;
+                    for (int t = 0; t < d && one; t++) {
+                        if (t == s) continue;
+                        if (j < 0) j = labels[ids[at + t]];
+                        else one = labels[ids[at + t]] == j;
+                    }
+                    if (one) pure[v * k + j]++;
+                }
+            }
+        }
+        int strict = 0, ties = 0;
+        for (int v = 0; v < n; v++) {
+            int own = pure[v * k + labels[v]], rival = -1;
+            for (int j = 0; j < k; j++) if (j != labels[v]) rival = Math.max(rival, pure[v * k + j]);
+            if (rival > own) strict++;
+            else if (rival == own) ties++;
+        }
+        return new int[] {strict, ties};
+    }
+
     /** The ceiling on P(exact recovery): (1 - nodeError)^n. */
     public static double exactRecoveryCeiling(HsbmModel model, int n) {
         return Math.exp(n * Math.log1p(-nodeError(model, n)));
