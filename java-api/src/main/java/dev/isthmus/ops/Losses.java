@@ -44,10 +44,12 @@ public final class Losses {
             CROSS_ENTROPY_SOFT = Op.composite("cross_entropy_soft"), NLL_LOSS = Op.composite("nll_loss"),
             KL_DIV = Op.composite("kl_div"), MSE_LOSS = Op.composite("mse_loss"), L1_LOSS = Op.composite("l1_loss"),
             SMOOTH_L1_LOSS = Op.composite("smooth_l1_loss"),
-            BINARY_CROSS_ENTROPY_WITH_LOGITS = Op.composite("binary_cross_entropy_with_logits");
+            BINARY_CROSS_ENTROPY_WITH_LOGITS = Op.composite("binary_cross_entropy_with_logits"),
+            LABEL_ENTROPY = Op.composite("label_entropy"), MARGINAL_ENTROPY = Op.composite("marginal_entropy"),
+            MILC_LOSS = Op.composite("milc_loss");
 
     static final List<Op> OPS = List.of(CROSS_ENTROPY, CROSS_ENTROPY_SOFT, NLL_LOSS, KL_DIV, MSE_LOSS, L1_LOSS,
-            SMOOTH_L1_LOSS, BINARY_CROSS_ENTROPY_WITH_LOGITS);
+            SMOOTH_L1_LOSS, BINARY_CROSS_ENTROPY_WITH_LOGITS, LABEL_ENTROPY, MARGINAL_ENTROPY, MILC_LOSS);
 
     // ---- classification with class indices --------------------------------------------------------
 
@@ -165,6 +167,86 @@ public final class Losses {
 
     public static Tensor crossEntropySoft(Tensor logits, Tensor targetProbs) {
         return crossEntropySoft(logits, targetProbs, Reduction.MEAN, 0);
+    }
+
+    // ---- the batch's predicted label marginal ----------------------------------------------------
+
+    /**
+     * The label-entropy term of mutual-information-learned classifiers (MILC, Yi et al. 2022, as
+     * reconstructed in the spec): the cross entropy -Σ_k π_k log q̄_k between a label prior π and the
+     * batch's predicted label marginal q̄ = (1/B) Σ_i softmax(logits_i). It is at least H(π), with
+     * equality when q̄ = π, so it fits the label entropy H(Y) as cross entropy fits H(Y|X); minus the
+     * cross entropy it estimates the mutual information I(X;Y). Gradients flow through the batch mean
+     * into every row of the logits (and into the prior, when it asks for them).
+     *
+     * @param logits (B, K) float, B >= 1
+     * @param prior  (K), same dtype: non-negative, summing to 1 (typically the training labels' frequencies)
+     */
+    public static Tensor labelEntropy(Tensor logits, Tensor prior) {
+        String op = LABEL_ENTROPY.name();
+        checkPrior(op, logits, prior);
+        return neg(sum(mul(prior, logMarginal(op, logits))));
+    }
+
+    /**
+     * The entropy H(q̄) = -Σ_k q̄_k log q̄_k of the batch's predicted label marginal q̄ (see
+     * {@link #labelEntropy}); at most log K. Subtracting it from a loss pushes the marginal towards
+     * uniform, the information-maximisation reading of MILC's label-entropy term (an ablation here).
+     *
+     * @param logits (B, K) float, B >= 1
+     */
+    public static Tensor marginalEntropy(Tensor logits) {
+        Tensor logQ = logMarginal(MARGINAL_ENTROPY.name(), logits);
+        return neg(sum(mul(exp(logQ), logQ)));
+    }
+
+    /**
+     * MILC's objective as reconstructed in the spec: the mean cross entropy against class indices plus
+     * λ times the {@link #labelEntropy label entropy} of the batch against {@code prior}; λ = 0 is plain
+     * cross-entropy training.
+     *
+     * @param logits  (B, K) float
+     * @param targets (B) int64 in [0, K)
+     * @param prior   (K), as {@link #labelEntropy}
+     * @param lambda  the weight of the label-entropy term, finite and >= 0
+     */
+    public static Tensor milcLoss(Tensor logits, Tensor targets, Tensor prior, double lambda) {
+        String op = MILC_LOSS.name();
+        if (!(lambda >= 0) || Double.isInfinite(lambda)) {
+            throw Checks.error(op, "lambda must be finite and >= 0, got " + lambda, logits, targets, prior);
+        }
+        checkPrior(op, logits, prior);
+        Tensor ce = crossEntropy(logits, targets);
+        return lambda == 0 ? ce : add(ce, mul(labelEntropy(logits, prior), lambda));
+    }
+
+    /**
+     * log q̄ (K) of (B, K) logits: the log of the batch mean of softmax, computed as the logsumexp over
+     * the batch of log-softmax minus log B, so that it neither underflows for confident rows nor loses
+     * a small class's mass.
+     */
+    private static Tensor logMarginal(String op, Tensor logits) {
+        Checks.floating(op, logits);
+        if (logits.dim() != 2 || logits.size(0) == 0 || logits.size(1) == 0) {
+            throw Checks.error(op, "logits must be (B, K) with B, K >= 1", logits);
+        }
+        requireFinite(op, "logits", logits);
+        return sub(Reductions.logsumexp(logSoftmax(logits, 1), 0, false), Math.log(logits.size(0)));
+    }
+
+    /** A prior of K probabilities for (B, K) logits: same dtype and device, non-negative, summing to 1. */
+    private static void checkPrior(String op, Tensor logits, Tensor prior) {
+        if (prior == null) throw Checks.error(op, "prior is null", logits);
+        Checks.floating(op, logits, prior);
+        if (prior.dim() != 1 || logits.dim() != 2 || prior.size(0) != logits.size(1)) {
+            throw Checks.error(op, "prior must be (K) for (B, K) logits", logits, prior);
+        }
+        double total = 0;
+        for (double p : prior.toDoubleArray()) {
+            if (!(p >= 0) || Double.isInfinite(p)) throw Checks.error(op, "prior has a negative or non-finite entry " + p, logits, prior);
+            total += p;
+        }
+        if (Math.abs(total - 1) > 1e-5) throw Checks.error(op, "prior must sum to 1, sums to " + total, logits, prior);
     }
 
     // ---- divergence and regression -------------------------------------------------------------

@@ -12,7 +12,7 @@ import java.util.Map;
 public final class Experiments {
     /** Every registered reproduction, in the order {@code ./isthmus reproduce} runs them. */
     public static final List<Experiment> ALL = List.of(new FashionMnistBaseline(), new EmoFashionMnist(),
-            new TinyMimFashionMnist(), new HsbmExactRecovery(), new HsbmScale());
+            new TinyMimFashionMnist(), new HsbmExactRecovery(), new HsbmScale(), new MilcExperiment());
 
     private Experiments() {}
 

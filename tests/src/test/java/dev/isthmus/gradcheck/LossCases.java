@@ -11,6 +11,7 @@ import static dev.isthmus.gradcheck.GradCase.in;
 import static dev.isthmus.gradcheck.GradCase.of;
 import static dev.isthmus.ops.Attention.scaledDotProductAttention;
 import static dev.isthmus.ops.Losses.*;
+import static dev.isthmus.ops.Shapes.cast;
 import static dev.isthmus.ops.Sparse.spmm;
 
 /** Gradient cases for losses, attention and sparse-dense products; integer targets and CSR structure are constants. */
@@ -24,6 +25,8 @@ final class LossCases {
         // (N=2, d=3) positions of (N, C, d) logits; class 1 is also the ignore index below.
         Tensor spatial = Tensor.of(new long[] {0, 1, 2, 1, 2, 0}, 2, 3);
         Tensor noRow2 = Tensor.of(new double[] {0, inf, 0, 0, 0, 0, inf, inf, inf, 0, inf, 0}, 4, 3);
+        Tensor prior = Tensor.of(new double[] {0.2, 0.5, 0.3}, 3);
+        Tensor fourClasses = Tensor.of(new long[] {1, 0, 2, 2}, 4);
         CsrMatrix a = CsrMatrix.fromCoo(3, 4, Tensor.of(new long[] {0, 0, 2, 2, 1, 2}, 6),
                 Tensor.of(new long[] {1, 3, 0, 3, 2, 0}, 6), Tensor.of(new double[] {0.5, -1, 2, 1.5, 3, 0.25}, 6));
         return List.of(
@@ -57,6 +60,12 @@ final class LossCases {
                 of("binary_cross_entropy_with_logits", "posWeight per class, sum",
                         xs -> binaryCrossEntropyWithLogits(xs.get(0), xs.get(1), Reduction.SUM, xs.get(2)),
                         in(3, 4), in(UNIT, 3, 4), in(POSITIVE, 4)),
+                of("label_entropy", "(4,3) against a fixed prior, through the batch mean",
+                        xs -> labelEntropy(xs.get(0), cast(prior, xs.get(0).dtype())), in(4, 3)),
+                of("label_entropy", "one row", xs -> labelEntropy(xs.get(0), cast(prior, xs.get(0).dtype())), in(1, 3)),
+                of("marginal_entropy", "(4,3)", xs -> marginalEntropy(xs.get(0)), in(4, 3)),
+                of("milc_loss", "(4,3) lambda 0.7",
+                        xs -> milcLoss(xs.get(0), fourClasses, cast(prior, xs.get(0).dtype()), 0.7), in(4, 3)),
                 of("scaled_dot_product_attention", "no bias",
                         xs -> scaledDotProductAttention(xs.get(0), xs.get(1), xs.get(2), null), in(3, 2), in(4, 2), in(4, 3)),
                 of("scaled_dot_product_attention", "batched heads, learned bias over heads, scale 0.7",
