@@ -11,20 +11,25 @@ package dev.isthmus.models.hsbm;
  * other d - 1 nodes all lie in its own community (N_own ~ Binomial(C(n/k - 1, d-1), P_a)) and those
  * whose others all lie in one other community j (N_j ~ Binomial(C(n/k, d-1), P_b)); every mixed
  * profile has the same probability whichever community the node is in. The likelihood-ratio test
- * picks the community with the most such hyperedges (the expected-count terms differ by O(log n / n)
- * between hypotheses and are dropped), ties broken uniformly at random. The counts are Poisson in the
- * limit (the spec's table); here they are computed exactly as binomials, which matters at small n
- * and d = 2, where P_a is a few percent and the Poisson form overstates the error. Then
+ * picks the community with the most such hyperedges. On a tie the likelihood's expected-count term
+ * decides, (P_a - P_b)(C(n/k, d-1) - C(n/k - 1, d-1)) > 0 in favour of the node's own community (a
+ * rival community has one member more than the node's own has besides the node, so it predicts more
+ * hyperedges than were seen): ties are not errors. The counts are Poisson in the limit; here they are
+ * exact binomials, which matters at small n and d = 2, where P_a is a few percent and the Poisson
+ * form overstates the error. Then
  * <pre>
- *   error = P(max_j N_j > N_own) + P(tie) share,
+ *   error = P(max_j N_j > N_own),
  *   P(exact recovery) ~ (1 - error)^n   (independent nodes; an approximation: errors are weakly
  *                                        dependent through shared hyperedges).
  * </pre>
- * The ceiling is that of tests that do not use the exact community sizes: the sampler draws exact
- * sizes, and a genie that knew them and every other label would know the node's label outright.
- * The algorithms here never use the sizes, so the per-node ceiling is the one that binds them. In
- * simulation (d = 2 and 3, n = 500 to 2,000, near the threshold) the ceiling matches the measured
- * frequency of graphs with no failing node to within a percent or two.
+ * The spec's table (../shared/papers/other.md section 2) uses the Poisson limit with ties counted
+ * as half an error; {@link #nodeError(int, double, double)} computes that form. In simulation (d = 2
+ * and 3, n = 500 to 5,000, near the threshold) the mean number of failing nodes per graph matches
+ * n times the error.
+ *
+ * <p>The ceiling is that of tests that do not use the exact community sizes: the sampler draws exact
+ * sizes, and a genie that knew them and every other label would know the node's label outright. The
+ * algorithms here never use the sizes, so the per-node ceiling is the one that binds them.
  */
 public final class GenieBound {
     private GenieBound() {}
@@ -32,23 +37,25 @@ public final class GenieBound {
     /** One node's error probability under the genie-aided test, at n nodes (exact binomial counts). */
     public static double nodeError(HsbmModel model, int n) {
         Counts c = counts(model, n);
-        return nodeError(model.communities(), Distribution.binomial(c.ownSubsets, c.pa), Distribution.binomial(c.otherSubsets, c.pb));
+        return nodeError(model.communities(), Distribution.binomial(c.ownSubsets, c.pa), Distribution.binomial(c.otherSubsets, c.pb), false);
     }
 
     /**
-     * The genie-aided test's error for Poisson counts: the node's own count has mean {@code own}, each
-     * of the k - 1 others mean {@code other}; the limit of the binomial counts, and the form of the
-     * spec's table (own = a log n / 8, other = b log n / 8 for d = 3, k = 2).
+     * The spec's form of the genie-aided error: Poisson counts, the node's own with mean {@code own},
+     * each of the k - 1 others with mean {@code other}, and ties broken uniformly at random (own =
+     * a log n / 8, other = b log n / 8 for d = 3, k = 2 give the spec's table).
      */
     public static double nodeError(int k, double own, double other) {
         if (!(own >= 0) || !(other >= 0)) throw new IllegalArgumentException("genie bound: means must be non-negative, got " + own + ", " + other);
-        return nodeError(k, Distribution.poisson(own), Distribution.poisson(other));
+        return nodeError(k, Distribution.poisson(own), Distribution.poisson(other), true);
     }
 
-    private static double nodeError(int k, Distribution own, Distribution other) {
+    /**
+     * error = sum_x P(N_own = x) (1 - P(own wins | N_own = x)): own wins when the k - 1 rivals are all
+     * below x, and when it ties with t of them, always ({@code drawTies} false) or with chance 1/(t+1).
+     */
+    private static double nodeError(int k, Distribution own, Distribution other, boolean drawTies) {
         if (k < 2) throw new IllegalArgumentException("genie bound: needs at least two communities, got k=" + k);
-        // error = sum_x P(N_own = x) (1 - P(own wins | N_own = x)), where own wins against the k-1
-        // others when all are below x, or shares a tie with t of them and wins the draw 1/(t+1).
         int top = Math.max(own.top, other.top);
         double error = 0, below = 0;
         for (int x = 0; x <= top; x++) {
@@ -56,7 +63,7 @@ public final class GenieBound {
             double win = 0, choose = 1;
             for (int t = 0; t <= k - 1; t++) {
                 if (t > 0) choose = choose * (k - t) / t;
-                win += choose * Math.pow(pOther, t) * Math.pow(below, k - 1 - t) / (t + 1);
+                win += choose * Math.pow(pOther, t) * Math.pow(below, k - 1 - t) / (drawTies ? t + 1 : 1);
             }
             error += pOwn * (1 - win);
             below += pOther;
@@ -167,7 +174,8 @@ public final class GenieBound {
         }
         for (double s : sizes) if (Math.abs(s - 1.0 / k) > 1e-12) throw notSymmetric(model);
         if (k < 2) throw new IllegalArgumentException("genie bound: needs at least two communities");
-        int size = model.communitySizes(n)[0];
+        if (n % k != 0) throw new IllegalArgumentException("genie bound: the symmetric ceiling needs k equal communities, and n=" + n + " is not a multiple of k=" + k);
+        int size = n / k;
         return new Counts(HsbmModel.binomial(size - 1, d - 1), pa, HsbmModel.binomial(size, d - 1), pb);
     }
 
