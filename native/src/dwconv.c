@@ -15,6 +15,11 @@
 // (pitch W + pw instead of W + 2 pw). Kernel 3, 5, 7 with stride 1 or 2 get their own compiled
 // copies (taps unrolled); other shapes take the same code with runtime sizes.
 //
+// On AVX-512, stride-1 planes wider than a vector take "ring mode" instead (dwconv_tmpl.h): source
+// rows copied one at a time into a small ring of zero-padded rows, taps cut from aligned vectors by
+// shuffles, two output rows at a time, stored straight into the output plane; the plane copy and
+// the flat result's copy cost flat mode about a third of its time at 56 x 56.
+//
 // Narrow planes (the 7 x 7 and 14 x 14 of EMO's last stages) waste lanes and time in that scheme,
 // so for those, "row mode" makes each output row one vector (of 8 or 16 lanes), keeps the filter
 // in registers, stores the row with a mask and skips the tap rows that read only padding. The
@@ -55,6 +60,8 @@
 typedef float vf32 __attribute__((vector_size(64)));
 typedef double vf64 __attribute__((vector_size(64)));
 typedef float vf32h __attribute__((vector_size(32)));
+typedef int32_t vi32 __attribute__((vector_size(64)));
+typedef int64_t vi64 __attribute__((vector_size(64)));
 typedef double vf64h __attribute__((vector_size(32)));
 
 typedef struct {
@@ -78,12 +85,18 @@ typedef struct {
     uint32_t *rowmask;     // per output row, bit i set when tap row i reads a data row (kh <= 32)
     uint32_t colmask[8];   // direct row mode: per tap column, the lanes (outputs) that read data
     int has_colmask;
+    int64_t nvec;          // ring mode: vectors per output row, rounded up to DW_RING_NB
+    int64_t rpitch;        // ring mode: elements per ring row (0: ring mode does not apply)
     int rows;              // row mode: the lanes of the vector holding an output row; 0: flat mode
 } flat_geo;
 
 // Row modes reading the source plane directly (values of flat_geo.rows beyond any lane count).
 #define DW_ROWS_DIRECT_FULL 1001
 #define DW_ROWS_DIRECT_HALF 1002
+// Rows wider than a vector, read from a ring of zero-padded source rows (see dwconv_tmpl.h).
+#define DW_ROWS_RING 1003
+// Row vectors computed together in ring mode (independent FMA chains).
+#define DW_RING_NB 4
 
 // One run of source elements into a phase buffer: dst[t] = src[t] (copy), dst[t] = src[2t] (the
 // even or odd columns for stride 2), dst[2t] = src[t] (gradOut spread out for stride 2), or
@@ -140,6 +153,17 @@ static int flat_init(flat_geo *g, int kh, int kw, int sh, int sw, int dh, int dw
             g->colmask[j] = m;
         }
         g->has_colmask = 1;
+    }
+    // Ring mode (stride 1, no spreading, rows of more than a vector, taps within a vector): a ring
+    // row holds a source row at column pl and zeros around it, and reaches one vector past the last
+    // (padded) row vector, the neighbour that the shifted taps of that vector are cut from.
+    g->nvec = 0;
+    g->rpitch = 0;
+    if (sh == 1 && sw == 1 && dh == 1 && dw == 1 && ow > vl && kw <= vl && pl >= 0) {
+        g->nvec = ((ow + vl - 1) / vl + DW_RING_NB - 1) / DW_RING_NB * DW_RING_NB;
+        int64_t reach = (g->nvec + 1) * vl;
+        if (pl + ws > reach) reach = pl + ws;
+        g->rpitch = (reach + 15) / 16 * 16;
     }
     return flat_moves(g);
 }
@@ -309,6 +333,7 @@ static double dw_lanes_sum(const double *l, int n) {
 
 #define T float
 #define V vf32
+#define VI vi32
 #define VH vf32h
 #define VL 16
 #define SFX f32
@@ -322,6 +347,7 @@ static double dw_lanes_sum(const double *l, int n) {
 #undef DW_MLOAD_HALF
 #undef T
 #undef V
+#undef VI
 #undef VH
 #undef VL
 #undef SFX
@@ -329,6 +355,7 @@ static double dw_lanes_sum(const double *l, int n) {
 
 #define T double
 #define V vf64
+#define VI vi64
 #define VH vf64h
 #define VL 8
 #define SFX f64
@@ -342,6 +369,7 @@ static double dw_lanes_sum(const double *l, int n) {
 #undef DW_MLOAD_HALF
 #undef T
 #undef V
+#undef VI
 #undef VH
 #undef VL
 #undef SFX

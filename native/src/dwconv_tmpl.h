@@ -157,8 +157,66 @@ DW_ROWS(rows_half, VH, VL / 2, F(store_half))
         }                                                                                              \
     }
 DW_DROWS(drows_full, V, DW_MLOAD_FULL, F(store_full))
+
 DW_DROWS(drows_half, VH, DW_MLOAD_HALF, F(store_half))
 #undef DW_DROWS
+
+// Ring mode (AVX-512, stride 1): rows wider than a vector, without flat mode's copies of the whole
+// plane in and of the flat result out. The source rows that two output rows read (KH + 1 of them)
+// are kept in a ring of zero-padded rows (source row r in slot r % (KH + 1), at column pl; every
+// other column stays zero), each source row copied in once as the output rows advance. A ring row's
+// vectors are aligned loads, and tap column j's vector is lanes j .. j + VL - 1 of two neighbours:
+// one shuffle, not a load across a cache line (which costs two). Output rows go two at a time,
+// DW_RING_NB row vectors each (eight independent FMA chains), and each input vector serves both
+// rows (tap row i of the first, i - 1 of the second): the loads, not the FMAs, bounded the first
+// version of this. The rows are stored straight into the plane, the last vector of a row masked.
+// Each output sums its taps in tap order, as flat mode does.
+static inline __attribute__((always_inline)) void F(ring)(const flat_geo *g, const T *restrict src,
+                                                          const T *restrict w, T *restrict out, T *restrict ring,
+                                                          const int KH, const int KW) {
+    const int64_t ws = g->ws, hs = g->hs, ow = g->ow, oh = g->oh, pt = g->pt, pl = g->pl, nvec = g->nvec,
+                  rp = g->rpitch;
+    V wv[64];
+    _Pragma("GCC unroll 64") for (int t = 0; t < KH * KW; t++) wv[t] = w[t] - (V) {0};
+    int64_t next = 0; // the next source row to copy into the ring
+    for (int64_t y = 0; y < oh; y += 2) {
+        const int two = y + 1 < oh;
+        int64_t last = y + two - pt + KH - 1;
+        if (last > hs - 1) last = hs - 1;
+        for (; next <= last; next++) F(copy)(ring + (next % (KH + 1)) * rp + pl, src + next * ws, ws);
+        T *orow = out + y * ow;
+        for (int64_t v0 = 0; v0 < nvec; v0 += DW_RING_NB) {
+            V a0[DW_RING_NB], a1[DW_RING_NB];
+            _Pragma("GCC unroll 8") for (int b = 0; b < DW_RING_NB; b++) a0[b] = a1[b] = (V) {0};
+            _Pragma("GCC unroll 9") for (int r = 0; r <= KH; r++) {
+                int64_t row = y - pt + r; // tap row r of output row y, r - 1 of row y + 1
+                if (row < 0 || row >= hs) continue;
+                const T *rr = ring + (row % (KH + 1)) * rp + v0 * VL;
+                // Aligned loads only (ring rows and row vectors start on 64 bytes); tap column j's
+                // vector is lanes j .. j + VL - 1 of two neighbours, one shuffle instead of a load
+                // that would cross a cache line.
+                V av[DW_RING_NB + 1];
+                _Pragma("GCC unroll 8") for (int b = 0; b <= DW_RING_NB; b++) memcpy(&av[b], rr + b * VL, sizeof av[b]);
+                _Pragma("GCC unroll 8") for (int j = 0; j < KW; j++) {
+                    VI idx;
+                    _Pragma("GCC unroll 16") for (int l = 0; l < VL; l++) idx[l] = j + l;
+                    _Pragma("GCC unroll 8") for (int b = 0; b < DW_RING_NB; b++) {
+                        V x = j == 0 ? av[b] : __builtin_shuffle(av[b], av[b + 1], idx);
+                        if (r < KH) a0[b] += wv[r * KW + j] * x;
+                        if (r >= 1) a1[b] += wv[(r - 1) * KW + j] * x;
+                    }
+                }
+            }
+            _Pragma("GCC unroll 8") for (int b = 0; b < DW_RING_NB; b++) {
+                int64_t x0 = (v0 + b) * VL;
+                if (x0 >= ow) continue;
+                int n = ow - x0 < VL ? (int) (ow - x0) : VL;
+                F(store_full)(orow + x0, a0[b], n);
+                if (two) F(store_full)(orow + ow + x0, a1[b], n);
+            }
+        }
+    }
+}
 
 // The weight gradient in direct row mode: per output row, the row of gradOut (one vector) times
 // each tap's masked source vector, into one accumulator per tap (in registers for k <= 5), added
@@ -220,6 +278,22 @@ static inline __attribute__((always_inline)) void F(wgrad)(const flat_geo *g, co
 }
 
 typedef void (*F(conv_fn))(const flat_geo *, const T *, const T *, T *);
+
+#if defined(DW_DIRECT)
+typedef void (*F(ring_fn))(const flat_geo *, const T *, const T *, T *, T *);
+#define DW_RING_SPEC(K)                                                                                \
+    static void F(ring_k##K)(const flat_geo *g, const T *src, const T *w, T *out, T *ring) {           \
+        F(ring)(g, src, w, out, ring, K, K);                                                           \
+    }
+DW_RING_SPEC(3)
+DW_RING_SPEC(5)
+DW_RING_SPEC(7)
+#undef DW_RING_SPEC
+
+static F(ring_fn) F(pick_ring)(const flat_geo *g) {
+    return g->kh == 3 ? F(ring_k3) : g->kh == 5 ? F(ring_k5) : F(ring_k7);
+}
+#endif
 typedef void (*F(wgrad_fn))(const flat_geo *, const T *, const T *, V *);
 
 // The output goes to the flat buffer (flat mode, g->rows == 0) or straight to the plane (row
@@ -289,6 +363,7 @@ static int F(row_lanes)(const flat_geo *g) {
         if (g->ow <= VL / 2) return DW_ROWS_DIRECT_HALF;
         if (g->ow <= VL) return DW_ROWS_DIRECT_FULL;
     }
+    if (g->sh == 1 && g->dh == 1 && g->dw == 1 && g->rpitch > 0) return DW_ROWS_RING;
 #endif
     // (A full vector per row is slower than flat mode: a row then reads each weight for one FMA.)
     return g->ow <= VL / 2 ? VL / 2 : 0;
@@ -344,10 +419,20 @@ static int F(planes)(flat_geo *g, int64_t planes, int64_t c, const T *src, const
     int threads = par_threads(work);
     if (threads > planes) threads = (int) planes;
     int failed = 0;
+#if defined(DW_DIRECT)
+    F(ring_fn) ring_fn = g->rows == DW_ROWS_RING ? F(pick_ring)(g) : NULL;
+    size_t ring_bytes = ((size_t) (g->kh + 1) * (size_t) g->rpitch * sizeof(T) + 63) / 64 * 64;
+#endif
     #pragma omp parallel num_threads(threads)
     {
         F(scratch) s;
         int ok = F(scratch_init)(&s, g, 0);
+#if defined(DW_DIRECT)
+        // Ring mode's rows: zeroed once, then only their data columns are ever written.
+        T *ring = ok && ring_fn ? aligned_alloc(64, ring_bytes) : NULL;
+        if (ring_fn && ring == NULL) ok = 0;
+        if (ring) memset(ring, 0, ring_bytes);
+#endif
         if (!ok) {
             #pragma omp atomic write
             failed = 1;
@@ -356,6 +441,12 @@ static int F(planes)(flat_geo *g, int64_t planes, int64_t c, const T *src, const
         for (int64_t p = 0; p < planes; p++) {
             if (!ok) continue;
             if (p + 1 < planes) F(prefetch)(src + (p + 1) * in_plane, in_plane);
+#if defined(DW_DIRECT)
+            if (ring_fn) {
+                ring_fn(g, src + p * in_plane, w + (p % c) * taps, out + p * out_plane, ring);
+                continue;
+            }
+#endif
             if (g->rows == DW_ROWS_DIRECT_FULL || g->rows == DW_ROWS_DIRECT_HALF) {
                 fn(g, src + p * in_plane, w + (p % c) * taps, out + p * out_plane);
                 continue;
@@ -369,6 +460,9 @@ static int F(planes)(flat_geo *g, int64_t planes, int64_t c, const T *src, const
             }
         }
         free(s.mem);
+#if defined(DW_DIRECT)
+        free(ring);
+#endif
     }
     return failed ? ST_NO_MEMORY : ST_OK;
 }

@@ -101,9 +101,13 @@ class NativeFusedKernelsTest extends NativeKernelTestBase {
     private static final int[][] OTHER_WINDOWS = {{2, 3, 2, 1, 1, 0}, {3, 3, 1, 1, 0, 0}, {3, 3, 3, 3, 2, 2},
             {5, 5, 1, 1, 4, 4}, {1, 1, 1, 1, 0, 0}, {7, 7, 2, 2, 0, 0}, {4, 4, 2, 2, 1, 1}, {3, 5, 2, 1, 2, 1}};
 
-    /** (N, C, H, W): odd and non-square images, the late-stage 7 x 7 and 14 x 14 planes, a 1-row image. */
+    /**
+     * (N, C, H, W): odd and non-square images, the late-stage 7 x 7 and 14 x 14 planes, a 1-row image, and
+     * rows wider than a vector (ring mode: odd heights, widths off the vector size, more row vectors than one
+     * block of them).
+     */
     private static final long[][] IMAGES = {{2, 3, 9, 13}, {1, 5, 7, 7}, {2, 4, 14, 14}, {3, 2, 31, 8}, {1, 2, 1, 5},
-            {2, 3, 17, 5}};
+            {2, 3, 17, 5}, {1, 3, 23, 37}, {2, 2, 6, 75}};
 
     @Test
     void depthwiseConvolutionEveryWindowAndImage() {
