@@ -90,7 +90,7 @@ public final class HsbmScale implements Experiment {
                     .criterion(Criterion.atMost("n1000000.total_seconds", SECONDS_AT_MILLION))
                     .criterion(Criterion.atMost("n10000000.peak_rss_bytes", HEAP_BYTES));
         }
-        return r.plot(Plot.logY("time", "Wall time against n (d = 3, k = 2, D = 2, 2 cores)", "log10 n", "seconds",
+        return r.plot(Plot.logY("time", "Wall time against n (d = 3, k = 2, D = 2, " + Runtime.getRuntime().availableProcessors() + " cores)", "log10 n", "seconds",
                         gen.build(), s1.build(), s2.build(), total.build()))
                 .plot(Plot.logY("memory", "Peak memory against n", "log10 n", "GiB", rss.build(), heap.build()))
                 .build();

@@ -174,6 +174,9 @@ public final class GenieBound {
         }
         for (double s : sizes) if (Math.abs(s - 1.0 / k) > 1e-12) throw notSymmetric(model);
         if (k < 2) throw new IllegalArgumentException("genie bound: needs at least two communities");
+        // The test below (the most pure hyperedges wins, ties to the node's own community) is the
+        // likelihood ratio only when a hyperedge inside a community is the likelier kind.
+        if (!(a > b)) throw new IllegalArgumentException("genie bound: defined here for assortative models (Q inside a community, " + a + ", above Q across, " + b + ")");
         if (n % k != 0) throw new IllegalArgumentException("genie bound: the symmetric ceiling needs k equal communities, and n=" + n + " is not a multiple of k=" + k);
         int size = n / k;
         return new Counts(HsbmModel.binomial(size - 1, d - 1), pa, HsbmModel.binomial(size, d - 1), pb);

@@ -19,7 +19,16 @@ public final class Hypergraph {
         long count = 0;
         for (int[] block : blocks) {
             if (block.length % d != 0) throw new IllegalArgumentException("hypergraph: a block of " + block.length + " ids is not whole edges of " + d);
-            for (int id : block) if (id < 0 || id >= n) throw new IllegalArgumentException("hypergraph: node id " + id + " outside 0.." + (n - 1));
+            for (int at = 0; at < block.length; at += d) {
+                for (int s = 0; s < d; s++) {
+                    int id = block[at + s];
+                    if (id < 0 || id >= n) throw new IllegalArgumentException("hypergraph: node id " + id + " outside 0.." + (n - 1));
+                    if (s > 0 && id <= block[at + s - 1]) {
+                        throw new IllegalArgumentException("hypergraph: an edge's ids must be distinct and ascending, got "
+                                + java.util.Arrays.toString(java.util.Arrays.copyOfRange(block, at, at + d)));
+                    }
+                }
+            }
             count += block.length / d;
         }
         this.n = n;

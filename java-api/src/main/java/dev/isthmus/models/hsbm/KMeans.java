@@ -89,8 +89,10 @@ public final class KMeans {
         long[][] counts = new long[parts][k];
         int[] changed = new int[parts];
         double[] inertia = new double[parts];
+        double[] assigned = centres; // the centres the labels were last assigned with
         for (int it = 0; it < MAX_ITERATIONS; it++) {
             double[] current = centres;
+            assigned = current;
             Parallel.forEach(parts, t -> {
                 Arrays.fill(sums[t], 0);
                 Arrays.fill(counts[t], 0);
@@ -128,7 +130,8 @@ public final class KMeans {
                 }
             }
         }
-        return new Result(labels, centres, Arrays.stream(inertia).sum());
+        // Out of iterations: the labels and inertia are those of the last centres assigned with.
+        return new Result(labels, assigned, Arrays.stream(inertia).sum());
     }
 
     private static double distance2(double[] x, int i, double[] centres, int c, int dim) {

@@ -72,6 +72,9 @@ public final class Refinement {
     /** N_v(r) for every node, row-major n x (number of (d-1)-profiles). */
     private static int[] countPerNode(Hypergraph graph, int[] labels, Profiles edgesP, int[][] minusOne, int[] weight, int rCount) {
         int n = graph.nodes(), d = graph.edgeSize();
+        if ((long) n * rCount > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException("refinement: " + n + " nodes x " + rCount + " profiles of the other nodes do not fit one count table");
+        }
         int[][] ranges = graph.split(Parallel.THREADS);
         int[][] partial = new int[ranges.length][];
         Parallel.forEach(ranges.length, t -> {
@@ -158,7 +161,7 @@ public final class Refinement {
                         if (hits > 0) score += hits * logP[i][r];
                         score += (subsets[s][r] - hits) * logQ[i][r];
                     }
-                    // Ties keep the current label (it is tried first only if it scores strictly best).
+                    // An exact tie keeps the current label.
                     if (score > bestScore || (score == bestScore && i == s)) {
                         bestScore = score;
                         best = i;

@@ -378,12 +378,15 @@ class HsbmTest {
         assertThrows(IllegalArgumentException.class, () -> new HsbmModel(3, new double[] {0.5, 0.5}, new double[] {1, 2}, Scaling.POWER));
         assertThrows(IllegalArgumentException.class, () -> new HsbmModel(1, new double[] {1}, new double[] {1}, Scaling.POWER));
         PlantedHypergraph g = HsbmSampler.sample(symmetric(3, 2, 20, 2), 100, 1);
-        var badLabel = assertThrows(IllegalArgumentException.class, () -> Refinement.refine(g.graph(), 2, new int[100], 0));
-        assertTrue(badLabel.getMessage().contains("maxPasses"), badLabel.getMessage());
+        var badPasses = assertThrows(IllegalArgumentException.class, () -> Refinement.refine(g.graph(), 2, new int[100], 0));
+        assertTrue(badPasses.getMessage().contains("maxPasses"), badPasses.getMessage());
         int[] wrong = new int[100];
         wrong[3] = 2;
         assertThrows(IllegalArgumentException.class, () -> Refinement.refine(g.graph(), 2, wrong, 1));
         assertThrows(IllegalArgumentException.class, () -> new Hypergraph(5, 3, new int[][] {{0, 1, 7}}));
+        assertThrows(IllegalArgumentException.class, () -> new Hypergraph(5, 3, new int[][] {{0, 2, 2}}), "a repeated node");
+        assertThrows(IllegalArgumentException.class, () -> new Hypergraph(5, 3, new int[][] {{3, 1, 2}}), "ids out of order");
+        assertThrows(IllegalArgumentException.class, () -> GenieBound.nodeError(symmetric(3, 2, 2, 18), 1000), "disassortative");
         assertThrows(IllegalArgumentException.class, () -> Agreement.errors(new int[] {0, 1}, new int[] {0}, 2));
         assertThrows(IllegalArgumentException.class, () -> GenieBound.nodeError(asymmetric(1), 1000));
         assertThrows(IllegalArgumentException.class, () -> SpectralClustering.cluster(g.graph(), 101, 1, SpectralClustering.Config.DEFAULT));
