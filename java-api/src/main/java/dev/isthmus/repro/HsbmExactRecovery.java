@@ -80,8 +80,8 @@ public final class HsbmExactRecovery implements Experiment {
     }
 
     /** The counts at one (setting, n, D) point. */
-    record Point(double divergence, int n, int trials, int exact2, int exact1, long errors2, long errors1, double ceiling,
-                 int genieClear, int exactBeyondGenie) {
+    record Point(double divergence, int trials, int exact2, int exact1, long errors2, double ceiling, int genieClear,
+                 int exactBeyondGenie) {
         double rate2() { return (double) exact2 / trials; }
 
         double rate1() { return (double) exact1 / trials; }
@@ -193,7 +193,7 @@ public final class HsbmExactRecovery implements Experiment {
 
     private static Point point(HsbmModel model, double divergence, int n, int trials, Generator seeds, Progress.Task bar) {
         int exact2 = 0, exact1 = 0, genieClear = 0, beyond = 0;
-        long errors2 = 0, errors1 = 0;
+        long errors2 = 0;
         for (int t = 0; t < trials; t++) {
             Generator trial = seeds.derive(t);
             PlantedHypergraph g = HsbmSampler.sample(model, n, trial.derive(0).seed());
@@ -206,11 +206,10 @@ public final class HsbmExactRecovery implements Experiment {
             if (e2 == 0 && !clear) beyond++;
             if (e1 == 0) exact1++;
             if (e2 == 0) exact2++;
-            errors1 += e1;
             errors2 += e2;
             bar.advance();
         }
-        return new Point(divergence, n, trials, exact2, exact1, errors2, errors1, GenieBound.exactRecoveryCeiling(model, n),
+        return new Point(divergence, trials, exact2, exact1, errors2, GenieBound.exactRecoveryCeiling(model, n),
                 genieClear, beyond);
     }
 

@@ -28,7 +28,7 @@ class HsbmExactRecoveryTest {
         for (double d : new double[] {0.4, 0.6, 0.8, 1.0, 1.2, 1.5, 2.0}) {
             int trials = 1_000_000;
             int exact = (int) Math.round(trials / (1 + Math.exp(-(c0 + c1 * d))));
-            points.add(new HsbmExactRecovery.Point(d, 1000, trials, exact, 0, 0, 0, 1, 0, 0));
+            points.add(new HsbmExactRecovery.Point(d, trials, exact, 0, 0, 1, 0, 0));
         }
         double[] fit = HsbmExactRecovery.logisticFit(points);
         assertEquals(c0, fit[0], 1e-3);

@@ -120,22 +120,18 @@ public final class GenieBound {
         int[] labels = planted.labels();
         Hypergraph graph = planted.graph();
         // pure[v * k + j]: hyperedges at v whose other d - 1 nodes all lie in community j.
-        int[] pure = new int[n * k];
-        for (int b = 0; b < graph.blockCount(); b++) {
-            int[] ids = graph.block(b);
-            for (int at = 0; at < ids.length; at += d) {
-                for (int s = 0; s < d; s++) {
-                    int v = ids[at + s], j = -1;
-                    boolean one = true;
-                    for (int t = 0; t < d && one; t++) {
-                        if (t == s) continue;
-                        if (j < 0) j = labels[ids[at + t]];
-                        else one = labels[ids[at + t]] == j;
-                    }
-                    if (one) pure[v * k + j]++;
+        int[] pure = graph.tally(k, (ids, at, acc) -> {
+            for (int s = 0; s < d; s++) {
+                int v = ids[at + s], j = -1;
+                boolean one = true;
+                for (int t = 0; t < d && one; t++) {
+                    if (t == s) continue;
+                    if (j < 0) j = labels[ids[at + t]];
+                    else one = labels[ids[at + t]] == j;
                 }
+                if (one) acc[v * k + j]++;
             }
-        }
+        });
         int strict = 0, ties = 0;
         for (int v = 0; v < n; v++) {
             int own = pure[v * k + labels[v]], rival = -1;

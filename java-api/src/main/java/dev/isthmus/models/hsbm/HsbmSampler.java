@@ -53,7 +53,7 @@ public final class HsbmSampler {
         int chunks = (n + CHUNK - 1) / CHUNK;
         int[][] blocks = new int[chunks][];
         Parallel.forEach(chunks, c -> blocks[c] = new ChunkSampler(d, labels, members, sizes, p, counts, root.derive(c)).run(c));
-        return new PlantedHypergraph(model, labels, new Hypergraph(n, d, blocks));
+        return new PlantedHypergraph(model, labels, Hypergraph.sampled(n, d, blocks));
     }
 
     private static int[] shuffledLabels(int[] sizes, Generator gen) {

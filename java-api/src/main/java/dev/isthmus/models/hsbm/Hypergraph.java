@@ -13,8 +13,32 @@ public final class Hypergraph {
     private final int[][] blocks;
     private final long edges;
 
-    /** Takes the blocks as they are (no copy): each holds a whole number of edges of d valid ids. */
+    /**
+     * Takes the blocks as they are (no copy) after checking them: each holds a whole number of edges
+     * of d valid ids, distinct and ascending within an edge.
+     */
     public Hypergraph(int n, int d, int[][] blocks) {
+        this(n, d, blocks, checkedEdgeCount(n, d, blocks));
+    }
+
+    private Hypergraph(int n, int d, int[][] blocks, long edges) {
+        this.n = n;
+        this.d = d;
+        this.blocks = blocks;
+        this.edges = edges;
+    }
+
+    /**
+     * The sampler's output, valid by construction: not checked id by id again (a pass over every id,
+     * a second or so at 10^7 nodes).
+     */
+    static Hypergraph sampled(int n, int d, int[][] blocks) {
+        long count = 0;
+        for (int[] block : blocks) count += block.length / d;
+        return new Hypergraph(n, d, blocks, count);
+    }
+
+    private static long checkedEdgeCount(int n, int d, int[][] blocks) {
         if (n < 1 || d < 2) throw new IllegalArgumentException("hypergraph: need n >= 1 and d >= 2, got n=" + n + ", d=" + d);
         long count = 0;
         for (int[] block : blocks) {
@@ -25,16 +49,13 @@ public final class Hypergraph {
                     if (id < 0 || id >= n) throw new IllegalArgumentException("hypergraph: node id " + id + " outside 0.." + (n - 1));
                     if (s > 0 && id <= block[at + s - 1]) {
                         throw new IllegalArgumentException("hypergraph: an edge's ids must be distinct and ascending, got "
-                                + java.util.Arrays.toString(java.util.Arrays.copyOfRange(block, at, at + d)));
+                                + Arrays.toString(Arrays.copyOfRange(block, at, at + d)));
                     }
                 }
             }
             count += block.length / d;
         }
-        this.n = n;
-        this.d = d;
-        this.blocks = blocks;
-        this.edges = count;
+        return count;
     }
 
     public int nodes() { return n; }
@@ -59,16 +80,42 @@ public final class Hypergraph {
 
     /** How many hyperedges contain each node. */
     public int[] degrees() {
-        int[][] partial = new int[Parallel.THREADS][];
-        int[][] ranges = split(Parallel.THREADS);
-        Parallel.forEach(ranges.length, t -> {
-            int[] deg = new int[n];
-            for (int b = ranges[t][0]; b < ranges[t][1]; b++) for (int v : blocks[b]) deg[v]++;
-            partial[t] = deg;
+        return tally(1, (ids, at, acc) -> {
+            for (int s = 0; s < d; s++) acc[ids[at + s]]++;
         });
-        int[] deg = partial[0];
-        for (int t = 1; t < ranges.length; t++) for (int v = 0; v < n; v++) deg[v] += partial[t][v];
-        return deg;
+    }
+
+    /** What one edge, ids[at .. at + d), adds to a per-node table of counts. */
+    @FunctionalInterface
+    interface EdgeTally {
+        void add(int[] ids, int at, int[] table);
+    }
+
+    /**
+     * A per-node table of {@code width} counts a node (row-major n x width), summed over every edge
+     * by {@code tally}: in parallel over block ranges, each into a table of its own, the tables then
+     * added in range order.
+     */
+    int[] tally(int width, EdgeTally tally) {
+        if ((long) n * width > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException("hypergraph: " + n + " nodes x " + width + " counts do not fit one table");
+        }
+        int[][] ranges = split(Parallel.THREADS);
+        int[][] partial = new int[ranges.length][];
+        Parallel.forEach(ranges.length, t -> {
+            int[] table = new int[n * width];
+            for (int b = ranges[t][0]; b < ranges[t][1]; b++) {
+                int[] ids = blocks[b];
+                for (int at = 0; at < ids.length; at += d) tally.add(ids, at, table);
+            }
+            partial[t] = table;
+        });
+        int[] sum = partial[0];
+        for (int t = 1; t < partial.length; t++) {
+            int[] p = partial[t];
+            for (int i = 0; i < sum.length; i++) sum[i] += p[i];
+        }
+        return sum;
     }
 
     /**

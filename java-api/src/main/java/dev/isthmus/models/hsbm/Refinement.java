@@ -71,34 +71,16 @@ public final class Refinement {
 
     /** N_v(r) for every node, row-major n x (number of (d-1)-profiles). */
     private static int[] countPerNode(Hypergraph graph, int[] labels, Profiles edgesP, int[][] minusOne, int[] weight, int rCount) {
-        int n = graph.nodes(), d = graph.edgeSize();
-        if ((long) n * rCount > Integer.MAX_VALUE) {
-            throw new IllegalArgumentException("refinement: " + n + " nodes x " + rCount + " profiles of the other nodes do not fit one count table");
-        }
-        int[][] ranges = graph.split(Parallel.THREADS);
-        int[][] partial = new int[ranges.length][];
-        Parallel.forEach(ranges.length, t -> {
-            int[] acc = new int[n * rCount];
-            for (int blk = ranges[t][0]; blk < ranges[t][1]; blk++) {
-                int[] ids = graph.block(blk);
-                for (int at = 0; at < ids.length; at += d) {
-                    int code = 0;
-                    for (int s = 0; s < d; s++) code += weight[labels[ids[at + s]]];
-                    int[] seen = minusOne[edgesP.indexOfCode(code)];
-                    for (int s = 0; s < d; s++) {
-                        int v = ids[at + s];
-                        acc[v * rCount + seen[labels[v]]]++;
-                    }
-                }
+        int d = graph.edgeSize();
+        return graph.tally(rCount, (ids, at, acc) -> {
+            int code = 0;
+            for (int s = 0; s < d; s++) code += weight[labels[ids[at + s]]];
+            int[] seen = minusOne[edgesP.indexOfCode(code)];
+            for (int s = 0; s < d; s++) {
+                int v = ids[at + s];
+                acc[v * rCount + seen[labels[v]]]++;
             }
-            partial[t] = acc;
         });
-        int[] counts = partial[0];
-        for (int t = 1; t < partial.length; t++) {
-            int[] p = partial[t];
-            for (int i = 0; i < counts.length; i++) counts[i] += p[i];
-        }
-        return counts;
     }
 
     /** P_m from the counts: each edge of profile m is seen m_s times by nodes of community s. */
