@@ -7,7 +7,7 @@
 // Large blocks are also cached. A fresh block from the OS costs a page fault per 4 KiB page on its
 // first write, and under virtualisation a fault costs microseconds: more than the kernel that writes
 // the block. Training steps and benchmark iterations allocate the same sizes over and over, each
-// step's blocks freed when its scope closes, so freed blocks of 64 KiB to 32 MiB are kept (up to
+// step's blocks freed when its scope closes, so freed blocks of 64 KiB to 256 MiB are kept (up to
 // isthmus_alloc_set_cache bytes in all, 512 MiB by default) and handed out again for a request of
 // the same size or up to 1/8 smaller. Larger blocks go back to the OS at once, as glibc returns
 // blocks past its largest mmap threshold; isthmus_alloc_trim empties the cache.

@@ -7,10 +7,12 @@
 // fixed results: the vector width decides how sums are split into lanes.
 #include "isthmus.h"
 #include <stdio.h>
+#include <unistd.h>
 
 extern const isthmus_table isthmus_table_avx512, isthmus_table_avx2, isthmus_table_generic;
 
 int isthmus_threads = 1;
+int64_t isthmus_stream_bytes = 8 << 20;
 static const isthmus_table *active = &isthmus_table_generic;
 
 // GCC's x86-64-v3 / v4 checks include the OS support for the wider registers (XCR0). They return
@@ -28,10 +30,34 @@ static const isthmus_table *best_table(void) {
     return &isthmus_table_generic;
 }
 
+// The last-level cache one core shares with its neighbours: Linux's sysfs entry for cpu0's L3 (or
+// L2) cache, which is the right size inside a VM too (glibc's sysconf reports the whole package's L3
+// on AMD parts, ten times one core complex's on this project's EPYC). 0 when unknown.
+static int64_t last_level_cache_bytes(void) {
+    static const char *const paths[] = {"/sys/devices/system/cpu/cpu0/cache/index3/size",
+                                        "/sys/devices/system/cpu/cpu0/cache/index2/size"};
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        FILE *f = fopen(paths[i], "r");
+        if (!f) continue;
+        long long v = 0;
+        char unit = 0;
+        int got = fscanf(f, "%lld%c", &v, &unit);
+        fclose(f);
+        if (got < 1 || v <= 0) continue;
+        if (unit == 'K') v <<= 10;
+        else if (unit == 'M') v <<= 20;
+        return v;
+    }
+    long v = sysconf(_SC_LEVEL3_CACHE_SIZE);
+    return v > 0 ? v : 0;
+}
+
 __attribute__((constructor)) static void isthmus_init(void) {
     active = best_table();
     int n = omp_get_num_procs();
     isthmus_threads = n > 0 ? n : 1;
+    int64_t llc = last_level_cache_bytes();
+    if (llc > 0) isthmus_stream_bytes = llc / 4;
 }
 
 const isthmus_table *isthmus_active(void) { return __atomic_load_n(&active, __ATOMIC_ACQUIRE); }
@@ -63,6 +89,12 @@ ISTHMUS_API int isthmus_isa_supported(const char *name) {
 ISTHMUS_API void isthmus_set_threads(int n) { isthmus_threads = n < 1 ? 1 : n; }
 
 ISTHMUS_API int isthmus_get_threads(void) { return isthmus_threads; }
+
+// The output size from which dense output loops use streaming stores (isthmus.h); 0 streams every
+// output (the tests use it to run those loops on small tensors), a negative value is taken as 0.
+ISTHMUS_API void isthmus_set_stream_bytes(int64_t bytes) { isthmus_stream_bytes = bytes < 0 ? 0 : bytes; }
+
+ISTHMUS_API int64_t isthmus_get_stream_bytes(void) { return isthmus_stream_bytes; }
 
 ISTHMUS_API int isthmus_num_procs(void) { return omp_get_num_procs(); }
 

@@ -17,7 +17,8 @@
 
 // ---- copy -------------------------------------------------------------------------------------
 
-typedef struct { int src_dt, dst_dt; } copy_ctx;
+// stream: the destination is big enough for streaming stores (isthmus.h).
+typedef struct { int src_dt, dst_dt, stream; } copy_ctx;
 
 // CONV turns the source value v into the destination type.
 #define COPY_LOOP(TS, TD, CONV)                                                                 \
@@ -39,7 +40,9 @@ typedef struct { int src_dt, dst_dt; } copy_ctx;
 static void copy_row(void *vctx, char **p, const int64_t *s, int64_t n) {
     const copy_ctx *c = vctx;
     if (c->src_dt == c->dst_dt && s[0] == 1 && s[1] == 1) {
-        memmove(p[1], p[0], (size_t) n * dt_size(c->dst_dt)); // identical views may alias
+        // Identical views may alias.
+        if (c->stream) stream_copy(p[1], p[0], (size_t) n * dt_size(c->dst_dt));
+        else memmove(p[1], p[0], (size_t) n * dt_size(c->dst_dt));
         return;
     }
     switch (c->src_dt * 3 + c->dst_dt) {
@@ -108,21 +111,23 @@ int ISA_FN(k_copy)(int rank, const int64_t *meta, int src_dt, const void *src, i
     if (src_dt == dst_dt && r >= 2 && sp.stride[1][r - 1] == 1 && sp.stride[0][r - 2] == 1 && sp.stride[0][r - 1] != 1
         && sp.shape[r - 1] >= TILE && sp.shape[r - 2] >= TILE)
         return copy_transposed(&sp, n);
-    copy_ctx c = {src_dt, dst_dt};
+    copy_ctx c = {src_dt, dst_dt, stream_output(n * (int64_t) dt_size(dst_dt))};
     nd_run(&sp, n, copy_row, &c);
     return ST_OK;
 }
 
 // ---- fill -------------------------------------------------------------------------------------
 
-typedef struct { int dt; float f; double d; int64_t l; } fill_ctx;
+typedef struct { int dt, stream; float f; double d; int64_t l; } fill_ctx;
 
 #define FILL_LOOP(T, VAL)                                                                 \
     do {                                                                                  \
         T *o = (T *) p[0];                                                                \
         T val = (VAL);                                                                    \
         int64_t so = s[0];                                                                \
-        if (so == 1) {                                                                    \
+        if (so == 1 && c->stream) {                                                       \
+            STREAM_MAP(T, o, n, i, val);                                                  \
+        } else if (so == 1) {                                                             \
             _Pragma("omp simd") for (int64_t i = 0; i < n; i++) o[i] = val;               \
         } else {                                                                          \
             for (int64_t i = 0; i < n; i++) o[i * so] = val;                              \
@@ -144,14 +149,15 @@ int ISA_FN(k_fill)(int rank, const int64_t *meta, int dt, void *dst, double valu
     int dts[1] = {dt};
     int64_t n = nd_init(&sp, rank, meta, 1, ptrs, dts);
     // Rounded once, as Storage.setDouble does.
-    fill_ctx c = {dt, (float) value, value, java_d2l(value)};
+    fill_ctx c = {dt, stream_output(n * (int64_t) dt_size(dt)), (float) value, value, java_d2l(value)};
     nd_run(&sp, n, fill_row, &c);
     return ST_OK;
 }
 
 // ---- unary ------------------------------------------------------------------------------------
 
-typedef struct { int kind, dt; } op_ctx;
+// stream: the output is dense and big enough for streaming stores (isthmus.h).
+typedef struct { int kind, dt, stream; } op_ctx;
 
 // EXPR computes the output from the input value v.
 #define MAP1(TI, TO, EXPR)                                                                      \
@@ -159,14 +165,16 @@ typedef struct { int kind, dt; } op_ctx;
         const TI *x = (const TI *) p[0];                                                        \
         TO *o = (TO *) p[1];                                                                    \
         int64_t sx = s[0], so = s[1];                                                           \
-        if (sx == 1 && so == 1) {                                                               \
+        if (stream && sx == 1 && so == 1) {                                                     \
+            STREAM_MAP(TO, o, n, i, ({ TI v = x[i]; (EXPR); }));                                \
+        } else if (sx == 1 && so == 1) {                                                        \
             _Pragma("omp simd") for (int64_t i = 0; i < n; i++) { TI v = x[i]; o[i] = (EXPR); } \
         } else {                                                                                \
             for (int64_t i = 0; i < n; i++) { TI v = x[i * sx]; o[i * so] = (EXPR); }           \
         }                                                                                       \
     } while (0)
 
-static void unary_row_f32(int kind, char **p, const int64_t *s, int64_t n) {
+static void unary_row_f32(int kind, int stream, char **p, const int64_t *s, int64_t n) {
     switch (kind) {
         case U_NEG: MAP1(float, float, -v); break;
         case U_EXP: MAP1(float, float, exp_f32(v)); break;
@@ -186,7 +194,7 @@ static void unary_row_f32(int kind, char **p, const int64_t *s, int64_t n) {
     }
 }
 
-static void unary_row_f64(int kind, char **p, const int64_t *s, int64_t n) {
+static void unary_row_f64(int kind, int stream, char **p, const int64_t *s, int64_t n) {
     switch (kind) {
         case U_NEG: MAP1(double, double, -v); break;
         case U_EXP: MAP1(double, double, exp(v)); break;
@@ -208,10 +216,10 @@ static void unary_row_f64(int kind, char **p, const int64_t *s, int64_t n) {
 static void unary_row(void *vctx, char **p, const int64_t *s, int64_t n) {
     const op_ctx *c = vctx;
     switch (c->dt) {
-        case DT_F32: unary_row_f32(c->kind, p, s, n); break;
-        case DT_F64: unary_row_f64(c->kind, p, s, n); break;
+        case DT_F32: unary_row_f32(c->kind, c->stream, p, s, n); break;
+        case DT_F64: unary_row_f64(c->kind, c->stream, p, s, n); break;
         default: {
-            int kind = c->kind;
+            int kind = c->kind, stream = c->stream;
             MAP1(int64_t, int64_t, java_d2l(unary_d(kind, (double) v)));
             break;
         }
@@ -224,7 +232,7 @@ int ISA_FN(k_unary)(int kind, int dt, int rank, const int64_t *meta, const void 
     void *ptrs[2] = {(void *) x, out};
     int dts[2] = {dt, dt};
     int64_t n = nd_init(&sp, rank, meta, 2, ptrs, dts);
-    op_ctx c = {kind, dt};
+    op_ctx c = {kind, dt, stream_output(n * (int64_t) dt_size(dt)) && out != x};
     nd_run(&sp, n, unary_row, &c);
     return ST_OK;
 }
@@ -238,7 +246,15 @@ int ISA_FN(k_unary)(int kind, int dt, int rank, const int64_t *meta, const void 
         const T *pa = (const T *) p[0], *pb = (const T *) p[1];                                    \
         TO *o = (TO *) p[2];                                                                       \
         int64_t sa = s[0], sb = s[1], so = s[2];                                                   \
-        if (so == 1 && sa == 1 && sb == 1) {                                                       \
+        if (stream && so == 1 && sa == 1 && sb == 1) {                                             \
+            STREAM_MAP(TO, o, n, i, ({ T a = pa[i], b = pb[i]; (EXPR); }));                        \
+        } else if (stream && so == 1 && sa == 1 && sb == 0) {                                      \
+            const T b = pb[0];                                                                     \
+            STREAM_MAP(TO, o, n, i, ({ T a = pa[i]; (EXPR); }));                                   \
+        } else if (stream && so == 1 && sa == 0 && sb == 1) {                                      \
+            const T a = pa[0];                                                                     \
+            STREAM_MAP(TO, o, n, i, ({ T b = pb[i]; (EXPR); }));                                   \
+        } else if (so == 1 && sa == 1 && sb == 1) {                                                \
             _Pragma("omp simd") for (int64_t i = 0; i < n; i++) { T a = pa[i], b = pb[i]; o[i] = (EXPR); } \
         } else if (so == 1 && sa == 1 && sb == 0) {                                                \
             const T b = pb[0];                                                                     \
@@ -251,7 +267,7 @@ int ISA_FN(k_unary)(int kind, int dt, int rank, const int64_t *meta, const void 
         }                                                                                          \
     } while (0)
 
-static void binary_row_f32(int kind, char **p, const int64_t *s, int64_t n) {
+static void binary_row_f32(int kind, int stream, char **p, const int64_t *s, int64_t n) {
     switch (kind) {
         case B_ADD: MAP2(float, float, a + b); break;
         case B_SUB: MAP2(float, float, a - b); break;
@@ -272,7 +288,7 @@ static void binary_row_f32(int kind, char **p, const int64_t *s, int64_t n) {
     }
 }
 
-static void binary_row_f64(int kind, char **p, const int64_t *s, int64_t n) {
+static void binary_row_f64(int kind, int stream, char **p, const int64_t *s, int64_t n) {
     switch (kind) {
         case B_ADD: MAP2(double, double, a + b); break;
         case B_SUB: MAP2(double, double, a - b); break;
@@ -295,11 +311,11 @@ static void binary_row_f64(int kind, char **p, const int64_t *s, int64_t n) {
 static void binary_row(void *vctx, char **p, const int64_t *s, int64_t n) {
     const op_ctx *c = vctx;
     switch (c->dt) {
-        case DT_F32: binary_row_f32(c->kind, p, s, n); break;
-        case DT_F64: binary_row_f64(c->kind, p, s, n); break;
+        case DT_F32: binary_row_f32(c->kind, c->stream, p, s, n); break;
+        case DT_F64: binary_row_f64(c->kind, c->stream, p, s, n); break;
         default: {
             // int64 through double, as Storage.getDouble/setDouble do in the reference.
-            int kind = c->kind;
+            int kind = c->kind, stream = c->stream;
             MAP2(int64_t, int64_t, java_d2l(binary_d(kind, (double) a, (double) b)));
             break;
         }
@@ -312,7 +328,9 @@ int ISA_FN(k_binary)(int kind, int dt, int rank, const int64_t *meta, const void
     void *ptrs[3] = {(void *) a, (void *) b, out};
     int dts[3] = {dt, dt, dt};
     int64_t n = nd_init(&sp, rank, meta, 3, ptrs, dts);
-    op_ctx c = {kind, dt};
+    // In place (out is a or b) the lines are in the cache already, read just before each store: a
+    // plain store reads nothing more, a streaming one would evict them first.
+    op_ctx c = {kind, dt, stream_output(n * (int64_t) dt_size(dt)) && out != a && out != b};
     nd_run(&sp, n, binary_row, &c);
     return ST_OK;
 }

@@ -8,6 +8,7 @@ import java.util.ArrayList;
 import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.BiConsumer;
 import java.util.function.BinaryOperator;
 
 /**
@@ -36,7 +37,7 @@ public final class Engine {
             }
             wanted.put(t, null);
         }
-        run(outputs, gradOutputs, options, add, wanted);
+        run(outputs, gradOutputs, options, add, wanted, null);
         List<Tensor> result = new ArrayList<>();
         for (Tensor t : inputs) {
             Tensor g = wanted.get(t);
@@ -51,26 +52,25 @@ public final class Engine {
 
     /**
      * Accumulates into {@code .grad()} of every leaf that requires a gradient. {@code accumulateLeaf}
-     * stores a gradient on its leaf (the op layer decides in which scope it lives).
+     * adds one gradient into its leaf's {@code grad()} (the op layer decides in which scope it lives);
+     * it is called as each gradient reaches its leaf, so a leaf used twice gets two in-place additions
+     * into its buffer rather than a fresh sum of the two and then a third pass adding that in.
      */
     public static void backward(List<Tensor> outputs, List<Tensor> gradOutputs, Options options,
-                                BinaryOperator<Tensor> add, java.util.function.BiConsumer<Tensor, Tensor> accumulateLeaf) {
-        Map<Tensor, Tensor> leaves = new IdentityHashMap<>();
-        run(outputs, gradOutputs, options, add, leaves);
-        leaves.forEach((leaf, g) -> { if (g != null) accumulateLeaf.accept(leaf, g); });
+                                BinaryOperator<Tensor> add, BiConsumer<Tensor, Tensor> accumulateLeaf) {
+        run(outputs, gradOutputs, options, add, new IdentityHashMap<>(), accumulateLeaf);
     }
 
     /**
-     * The pass itself. {@code captured} maps tensors whose total gradient the caller wants; when it is
-     * used for backward() it starts empty and collects every leaf.
+     * The pass itself. {@code captured} maps tensors whose total gradient the caller wants; for
+     * backward() it stays empty and every leaf's gradients go to {@code leafSink} instead.
      */
     private static void run(List<Tensor> outputs, List<Tensor> gradOutputs, Options options,
-                            BinaryOperator<Tensor> add, Map<Tensor, Tensor> captured) {
+                            BinaryOperator<Tensor> add, Map<Tensor, Tensor> captured, BiConsumer<Tensor, Tensor> leafSink) {
         if (outputs.size() != gradOutputs.size()) {
             throw new IllegalArgumentException("backward: " + outputs.size() + " outputs but "
                     + gradOutputs.size() + " output gradients");
         }
-        boolean collectLeaves = captured.isEmpty();
         // Each node is keyed by its output tensor (every node has exactly one).
         Map<GradNode, Tensor> outputOf = new IdentityHashMap<>();
         Map<GradNode, Integer> pending = new IdentityHashMap<>();
@@ -95,7 +95,7 @@ public final class Engine {
         Map<Tensor, Tensor> gradOf = new IdentityHashMap<>();
         for (int i = 0; i < outputs.size(); i++) accumulate(gradOf, outputs.get(i), gradOutputs.get(i), add);
         for (Tensor o : outputs) {
-            if (o.gradFn() == null) capture(captured, collectLeaves, o, gradOf.get(o), add);
+            if (o.gradFn() == null) capture(captured, leafSink, o, gradOf.get(o), add);
         }
 
         ArrayDeque<Tensor> ready = new ArrayDeque<>();
@@ -120,7 +120,7 @@ public final class Engine {
                     if (in == null || !in.requiresGrad()) continue;
                     Tensor gi = inGrads[i];
                     if (in.gradFn() == null) {
-                        capture(captured, collectLeaves, in, gi, add);
+                        capture(captured, leafSink, in, gi, add);
                         continue;
                     }
                     if (gi != null) accumulate(gradOf, in, gi, add);
@@ -159,9 +159,14 @@ public final class Engine {
         gradOf.merge(t, g, add);
     }
 
-    private static void capture(Map<Tensor, Tensor> captured, boolean collectLeaves, Tensor t, Tensor g,
+    private static void capture(Map<Tensor, Tensor> captured, BiConsumer<Tensor, Tensor> leafSink, Tensor t, Tensor g,
                                 BinaryOperator<Tensor> add) {
-        if (g == null || !(collectLeaves || captured.containsKey(t))) return;
+        if (g == null) return;
+        if (leafSink != null) {
+            leafSink.accept(t, g);
+            return;
+        }
+        if (!captured.containsKey(t)) return;
         Tensor prev = captured.get(t);
         captured.put(t, prev == null ? g : add.apply(prev, g));
     }

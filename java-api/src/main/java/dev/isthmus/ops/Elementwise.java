@@ -1,5 +1,6 @@
 package dev.isthmus.ops;
 
+import dev.isthmus.backend.Device;
 import dev.isthmus.backend.Kernels;
 import dev.isthmus.backend.Kernels.Binary;
 import dev.isthmus.backend.Kernels.Unary;
@@ -73,8 +74,26 @@ public final class Elementwise {
     public static Tensor mul(Tensor a, Tensor b) {
         Tensor out = binaryRaw(MUL.name(), Binary.MUL, a, b);
         return MUL.record(out, g -> new Tensor[] {
-                a.requiresGrad() ? sumTo(mul(g, b), a.shape()) : null,
-                b.requiresGrad() ? sumTo(mul(g, a), b.shape()) : null}, a, b);
+                a.requiresGrad() ? sumTo(gradTimes(g, b), a.shape()) : null,
+                b.requiresGrad() ? sumTo(gradTimes(g, a), b.shape()) : null}, a, b);
+    }
+
+    /**
+     * g * other in a backward rule. When g is a constant broadcast of 1, which is what a sum hands
+     * back to its input when backward() seeds it with 1 (the {@code (f(x) * w).sum()} of every loss
+     * that weights its terms), the product is {@code other} itself broadcast to g's shape: a view
+     * instead of a pass over memory. A g that requires a gradient (a higher-order backward through
+     * it) always gets the real product.
+     */
+    private static Tensor gradTimes(Tensor g, Tensor other) {
+        if (isConstantOne(g) && g.dtype() == other.dtype()) return Shapes.expand(other, g.shape());
+        return mul(g, other);
+    }
+
+    private static boolean isConstantOne(Tensor g) {
+        if (g.requiresGrad() || g.numel() == 0 || !g.device().equals(Device.CPU)) return false;
+        for (long stride : g.strides()) if (stride != 0) return false;
+        return g.get(new long[g.dim()]) == 1.0;
     }
 
     public static Tensor mul(Tensor a, double b) { return mul(a, scalarLike(b, a)); }

@@ -28,7 +28,9 @@ final class Buffers {
         /** Every second element along every dim, from offset 3: gaps between and around. */
         GAPS,
         /** Dim 0 broadcast (stride 0); inputs only. */
-        BROADCAST
+        BROADCAST,
+        /** Row-major from offset 3, 3 spare elements after: dense, but not starting on a cache line. */
+        SHIFTED
     }
 
     static final long POISON_LONG = 0x5A5A5A5A5A5A5A5AL;
@@ -62,6 +64,11 @@ final class Buffers {
                 }
                 offset = 3;
                 size = offset + acc + 3;
+            }
+            case SHIFTED -> {
+                strides = Strided.contiguousStrides(shape);
+                offset = 3;
+                size = offset + Strided.numel(shape) + 3;
             }
             default -> {
                 long[] inner = java.util.Arrays.copyOfRange(shape, 1, r);

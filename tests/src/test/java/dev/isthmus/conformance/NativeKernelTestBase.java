@@ -11,7 +11,7 @@ import java.util.function.Consumer;
 /**
  * What the kernel-level tests of the native backend share ({@link NativeKernelsTest},
  * {@link NativeFusedKernelsTest}): the backend, the instruction sets this CPU runs, and putting the
- * backend's settings (ISA, thread count) back to their defaults.
+ * backend's settings (ISA, thread count, streaming-store threshold) back to their defaults.
  */
 abstract class NativeKernelTestBase {
     static NativeBackend nat;
@@ -19,6 +19,7 @@ abstract class NativeKernelTestBase {
     /** The settings the backend started with (-Disthmus.native.isa, -Disthmus.threads or their defaults). */
     private static String startIsa;
     private static int startThreads;
+    private static long startStreamBytes;
 
     @BeforeAll
     static void load() {
@@ -26,15 +27,19 @@ abstract class NativeKernelTestBase {
         if (startIsa == null) {
             startIsa = nat.isa();
             startThreads = nat.threads();
+            startStreamBytes = nat.streamBytes();
         }
         isas = new ArrayList<>();
         for (String isa : List.of("avx512", "avx2", "generic")) if (nat.isaSupported(isa)) isas.add(isa);
     }
 
     @AfterAll
-    static void restore() { restoreDefaults(); }
+    static void restore() {
+        restoreDefaults();
+        nat.setStreamBytes(startStreamBytes);
+    }
 
-    /** The ISA and thread count the backend started with. */
+    /** The ISA and thread count the backend started with (a class's streaming threshold stays). */
     static void restoreDefaults() {
         nat.setIsa(startIsa);
         nat.setThreads(startThreads);

@@ -71,12 +71,13 @@ class NativeKernelsTest extends NativeKernelTestBase {
     @Test
     void unaryEveryKindDtypeAndLayout() {
         Layout[][] pairs = {{Layout.DENSE, Layout.DENSE}, {Layout.TRANSPOSED, Layout.GAPS}, {Layout.GAPS, Layout.TRANSPOSED},
-                {Layout.BROADCAST, Layout.DENSE}};
+                {Layout.BROADCAST, Layout.DENSE}, {Layout.SHIFTED, Layout.SHIFTED}, {Layout.DENSE, Layout.SHIFTED}};
         for (DType dt : DType.values())
             for (long[] shape : SHAPES)
                 for (Layout[] io : pairs)
                     for (Unary kind : Unary.values()) {
-                        if (Strided.numel(shape) > 10000 && io[0] != Layout.DENSE && io[0] != Layout.TRANSPOSED) continue;
+                        if (Strided.numel(shape) > 10000 && io[0] != Layout.DENSE && io[0] != Layout.TRANSPOSED
+                                && io[0] != Layout.SHIFTED) continue;
                         try (Arena a = Arena.ofConfined()) {
                             Strided x = random(view(a, dt, io[0], shape), new Generator(shape.length * 31L + kind.ordinal()), 3,
                                     !FLOORED_UNARY.contains(kind));
@@ -111,7 +112,9 @@ class NativeKernelsTest extends NativeKernelTestBase {
                                 boolean specials = !FLOORED_BINARY.contains(kind);
                                 Strided x = random(view(a, dt, la, shape), g, 2, specials);
                                 Strided y = random(view(a, dt, lb, shape), g, kind == Binary.POW ? 1.5 : 2, specials);
-                                Strided ro = poison(view(a, dt, Layout.DENSE, shape));
+                                // Outputs dense from a cache line or from offset 3, kind by kind.
+                                Layout out = kind.ordinal() % 2 == 0 ? Layout.DENSE : Layout.SHIFTED;
+                                Strided ro = poison(view(a, dt, out, shape));
                                 Strided fresh = twin(a, ro);
                                 REF.binary(kind, x, y, ro);
                                 // pow through libm: glibc's and Java's pow may differ in the last bit
@@ -139,7 +142,7 @@ class NativeKernelsTest extends NativeKernelTestBase {
                 for (Binary kind : Binary.values()) {
                     Strided x = FLOORED_BINARY.contains(kind) ? plain : withSpecials;
                     for (boolean scalarFirst : new boolean[] {false, true}) {
-                        Strided ro = poison(view(a, dt, Layout.DENSE, shape)), no = twin(a, ro);
+                        Strided ro = poison(view(a, dt, scalarFirst ? Layout.SHIFTED : Layout.DENSE, shape)), no = twin(a, ro);
                         REF.binary(kind, scalarFirst ? s : x, scalarFirst ? x : s, ro);
                         nat.binary(kind, scalarFirst ? s : x, scalarFirst ? x : s, no);
                         boolean exact = EXACT_BINARY.contains(kind);
@@ -154,7 +157,8 @@ class NativeKernelsTest extends NativeKernelTestBase {
     @Test
     void copyBetweenEveryPairOfDtypes() {
         Layout[][] pairs = {{Layout.DENSE, Layout.DENSE}, {Layout.TRANSPOSED, Layout.GAPS}, {Layout.GAPS, Layout.TRANSPOSED},
-                {Layout.BROADCAST, Layout.DENSE}, {Layout.DENSE, Layout.TRANSPOSED}};
+                {Layout.BROADCAST, Layout.DENSE}, {Layout.DENSE, Layout.TRANSPOSED}, {Layout.SHIFTED, Layout.SHIFTED},
+                {Layout.DENSE, Layout.SHIFTED}};
         for (DType from : DType.values())
             for (DType to : DType.values())
                 for (Layout[] io : pairs)
@@ -199,12 +203,13 @@ class NativeKernelsTest extends NativeKernelTestBase {
             for (DType dt : DType.values())
                 for (long[] shape : SHAPES) {
                     try (Arena a = Arena.ofConfined()) {
-                        for (double value : new double[] {0, -2.5, 1e300, Double.NaN, Double.NEGATIVE_INFINITY}) {
-                            Strided ro = poison(view(a, dt, Layout.GAPS, shape)), no = twin(a, ro);
-                            REF.fill(ro, value);
-                            nat.fill(no, value);
-                            assertStoragesClose(isa + " fill " + dt + " " + value, ro, no, 0, 0);
-                        }
+                        for (double value : new double[] {0, -2.5, 1e300, Double.NaN, Double.NEGATIVE_INFINITY})
+                            for (Layout layout : List.of(Layout.GAPS, Layout.DENSE, Layout.SHIFTED)) {
+                                Strided ro = poison(view(a, dt, layout, shape)), no = twin(a, ro);
+                                REF.fill(ro, value);
+                                nat.fill(no, value);
+                                assertStoragesClose(isa + " fill " + dt + " " + value + " " + layout, ro, no, 0, 0);
+                            }
                         for (DType condDt : DType.values()) {
                             Generator g = new Generator(condDt.ordinal());
                             Strided c = random(view(a, condDt, Layout.TRANSPOSED, shape), g, 1, true);

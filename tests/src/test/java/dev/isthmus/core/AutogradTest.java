@@ -24,6 +24,7 @@ import static dev.isthmus.ops.Elementwise.exp;
 import static dev.isthmus.ops.Elementwise.mul;
 import static dev.isthmus.ops.Reductions.sum;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNotSame;
@@ -366,6 +367,39 @@ class AutogradTest {
                 Tensor g = Gradients.grad(sum(add(exp(m3), mul(m3, m3))), List.of(x3), true).getFirst();
                 Tensor h = Gradients.grad(sum(g), List.of(x3), false).getFirst();
                 assertClose(map(x3, v -> 4 * Math.exp(2 * v) + 8), h.toDoubleArray(), TOL, "second order diamond");
+            }
+        }
+    }
+
+    /**
+     * The gradient a sum hands back is a broadcast 1, and mul's rule then returns the other factor
+     * as a view instead of multiplying by it; a seed other than 1, or one that requires a gradient,
+     * takes the real product. Either way the values, and the second derivatives through them, are
+     * the same.
+     */
+    @Test
+    void aProductUnderASumGetsTheOtherFactorAsItsGradient() {
+        for (long seed : SEEDS) {
+            try (Scope s = Scope.open("sum-of-product")) {
+                Tensor x = leaf(seed, 4, 7), w = leaf(seed + 1, 4, 7), c = randn(seed + 2, 4, 7);
+                Tensor gx = Gradients.grad(sum(mul(x, w)), List.of(x), false).getFirst();
+                assertArrayEquals(w.toDoubleArray(), gx.toDoubleArray(), 0, "d/dx sum(x w) = w");
+                assertTrue(gx.sharesStorageWith(w), "w itself, no pass over memory");
+                // Through the view, w's gradient is still there: d/dw sum(c * d/dx sum(x w)) = c.
+                Tensor g2 = Gradients.grad(sum(mul(x, w)), List.of(x), true).getFirst();
+                Tensor gw = Gradients.grad(sum(mul(g2, c)), List.of(w), false).getFirst();
+                assertArrayEquals(c.toDoubleArray(), gw.toDoubleArray(), 0, "second order through the view");
+                // A seed of 3: the product is computed.
+                Tensor three = Tensor.scalar(3, DType.FLOAT64);
+                Tensor g3 = Gradients.grad(List.of(sum(mul(x, w))), List.of(three), List.of(x), false, false, false).getFirst();
+                assertClose(map(w, v -> 3 * v), g3.toDoubleArray(), TOL, "seed 3");
+                assertFalse(g3.sharesStorageWith(w), "a real product");
+                // A seed of 1 that requires a gradient: the product stays in the graph, so the
+                // gradient of the gradient with respect to the seed is w's sum.
+                Tensor one = Tensor.scalar(1, DType.FLOAT64).requiresGrad(true);
+                Tensor g1 = Gradients.grad(List.of(sum(mul(x, w))), List.of(one), List.of(x), true, true, false).getFirst();
+                Tensor dSeed = Gradients.grad(sum(g1), List.of(one), false).getFirst();
+                assertEquals(Reductions.sum(w).item(), dSeed.item(), 1e-12, "d/dseed of the gradient's sum");
             }
         }
     }

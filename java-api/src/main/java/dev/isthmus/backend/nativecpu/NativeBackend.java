@@ -45,6 +45,7 @@ public final class NativeBackend implements Backend {
     public static final String ISA_PROPERTY = "isthmus.native.isa";
     public static final String POISON_PROPERTY = "isthmus.native.poison";
     public static final String CACHE_PROPERTY = "isthmus.native.cacheBytes";
+    public static final String STREAM_PROPERTY = "isthmus.native.streamBytes";
     private static final boolean POISON = Boolean.getBoolean(POISON_PROPERTY);
 
     private final NativeLibrary.Located library;
@@ -119,6 +120,14 @@ public final class NativeBackend implements Backend {
                 throw new NativeLibrary.LoadException("-D" + CACHE_PROPERTY + "=" + cache + " is not a byte count >= 0", e);
             }
         }
+        String stream = System.getProperty(STREAM_PROPERTY);
+        if (stream != null && !stream.isBlank()) {
+            try {
+                backend.setStreamBytes(Long.parseLong(stream.strip()));
+            } catch (IllegalArgumentException e) {
+                throw new NativeLibrary.LoadException("-D" + STREAM_PROPERTY + "=" + stream + " is not a byte count >= 0", e);
+            }
+        }
         String isa = System.getProperty(ISA_PROPERTY, "auto").strip().toLowerCase(Locale.ROOT);
         try {
             backend.setIsa(isa.isEmpty() ? "auto" : isa);
@@ -150,6 +159,30 @@ public final class NativeBackend implements Backend {
             // One thread team, the kernels': linalg.c splits each product across it and calls
             // OpenBLAS single-threaded from every thread (two spinning teams steal each other's cores).
             NativeBindings.OPENBLAS_SET_NUM_THREADS.invokeExact(1);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /**
+     * Outputs of at least this many bytes are written with streaming (non-temporal) stores by the
+     * kernels whose output loop is dense (elementwise, softmax and its gradient): such an output will
+     * not stay in the cache beside its inputs, and a plain store reads every line from memory before
+     * writing it. The default is a quarter of the last-level cache ({@code -Disthmus.native.streamBytes}
+     * sets another); 0 streams every output. Results are the same bits either way.
+     */
+    public void setStreamBytes(long bytes) {
+        if (bytes < 0) throw new IllegalArgumentException("stream threshold must be >= 0 bytes, got " + bytes);
+        try {
+            NativeBindings.SET_STREAM_BYTES.invokeExact(bytes);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public long streamBytes() {
+        try {
+            return (long) NativeBindings.GET_STREAM_BYTES.invokeExact();
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -215,7 +248,7 @@ public final class NativeBackend implements Backend {
     /** One line: ISA, CPU features, threads, OpenBLAS, library. */
     public String summary() {
         return "kernels " + isa() + " (cpu: " + cpuFeatures() + "), " + threads() + " threads, "
-                + openBlasConfig().strip() + ", library " + library.path() + " (" + library.origin() + ")";
+                + openBlasConfig().strip() + ", streaming stores for outputs from " + streamBytes() / 1024 + " KiB, library " + library.path() + " (" + library.origin() + ")";
     }
 
     private static String string(java.lang.invoke.MethodHandle h) {
@@ -237,7 +270,7 @@ public final class NativeBackend implements Backend {
      * Uninitialised, 64-byte aligned memory from libisthmus ({@code isthmus_alloc}), freed when
      * {@code arena} closes; {@code arena.allocate} would zero-fill it, one more pass over memory for
      * every op output, which the kernels then overwrite. libisthmus keeps freed blocks of 64 KiB to
-     * 32 MiB for reuse (see {@link #setMemoryCache}): a block fresh from the OS page-faults on its
+     * 256 MiB for reuse (see {@link #setMemoryCache}): a block fresh from the OS page-faults on its
      * first write, which costs more than most kernels that write it. With
      * {@code -Disthmus.native.poison=true} every new storage is filled with 0xFF bytes (NaN, or -1
      * for int64), so that a test shows any code reading memory it never wrote.

@@ -31,7 +31,7 @@ final class NativeBindings {
     private NativeBindings() {}
 
     /** The ABI this class is written against; native/src/isthmus.h's ISTHMUS_ABI_VERSION. */
-    static final int ABI_VERSION = 2;
+    static final int ABI_VERSION = 3;
 
     private static final Linker LINKER = Linker.nativeLinker();
     private static final List<String> BOUND = new ArrayList<>();
@@ -49,6 +49,9 @@ final class NativeBindings {
     static final MethodHandle CPU_FEATURES = isthmus("isthmus_cpu_features", FunctionDescriptor.of(ADDRESS));
     static final MethodHandle SET_THREADS = isthmus("isthmus_set_threads", FunctionDescriptor.ofVoid(JAVA_INT));
     static final MethodHandle GET_THREADS = isthmus("isthmus_get_threads", FunctionDescriptor.of(JAVA_INT));
+    /** (bytes) the output size from which dense output loops use streaming stores */
+    static final MethodHandle SET_STREAM_BYTES = isthmus("isthmus_set_stream_bytes", FunctionDescriptor.ofVoid(JAVA_LONG));
+    static final MethodHandle GET_STREAM_BYTES = isthmus("isthmus_get_stream_bytes", FunctionDescriptor.of(JAVA_LONG));
     static final MethodHandle NUM_PROCS = isthmus("isthmus_num_procs", FunctionDescriptor.of(JAVA_INT));
     static final MethodHandle SET_BLAS = isthmus("isthmus_set_blas", FunctionDescriptor.ofVoid(ADDRESS, ADDRESS));
     static final MethodHandle HAS_BLAS = isthmus("isthmus_has_blas", FunctionDescriptor.of(JAVA_INT));
