@@ -3,7 +3,8 @@
 // Mirrors ReferenceFused.layerNormForward / layerNormBackward on contiguous (R, D) rows.
 //
 // Forward, per row: the mean and the biased variance in one pass, by Welford's update in double:
-// element k of the row goes to lane k % 32 (four vectors of 8 doubles, four independent chains),
+// element k of the row goes to lane k % 32 (four vectors of 8 doubles, four independent chains;
+// rows two at a time, for two more),
 // each lane keeping its count, running mean and sum of squared deviations; the lanes are then
 // merged by Chan's formula in a fixed tree (lane l with l + 16, then l + 8, then pairwise). No
 // cancellation, however large the mean is next to the spread. rstd = 1 / sqrt(var + eps). The
@@ -38,46 +39,65 @@
         (m2a) = (m2a) + (m2b) + delta_ * delta_ * ((n) * 0.5);                                     \
     } while (0)
 
-// The full 32-element steps give every lane the same count, so the lanes merge without division:
-// lane l with l + 16, then l + 8, then pairwise within the vector. The remaining d % 32 elements are
-// folded into the result one by one with Welford's update.
+// Lanes l and l + 16, then l + 8, then pairwise within the vector: 32 summaries of n elements
+// each merged into one (equal counts at every level, so no division).
+static inline moments lanes_merged(vd8 m0, vd8 m1, vd8 m2, vd8 m3, vd8 q0, vd8 q1, vd8 q2, vd8 q3, double n) {
+    MERGE_EQUAL(m0, q0, m2, q2, n);
+    MERGE_EQUAL(m1, q1, m3, q3, n);
+    MERGE_EQUAL(m0, q0, m1, q1, 2 * n);
+    double mean[8], sq[8];
+    memcpy(mean, &m0, sizeof mean);
+    memcpy(sq, &q0, sizeof sq);
+    for (int width = 4; width >= 1; width /= 2) {
+        double c = 4 * n * (double) (4 / width); // the count of each summary at this level
+        for (int k = 0; k < width; k++) {
+            double ma = mean[2 * k], qa = sq[2 * k];
+            MERGE_EQUAL(ma, qa, mean[2 * k + 1], sq[2 * k + 1], c);
+            mean[k] = ma;
+            sq[k] = qa;
+        }
+    }
+    return (moments) {32 * n, mean[0], sq[0]};
+}
+
+// One Welford step of 32 elements at v into the four lane vectors of a row.
+#define WELFORD32(T, v, m0, m1, m2, m3, q0, q1, q2, q3, inv)                                       \
+    do {                                                                                           \
+        vd8 x0 = load8_##T(v), x1 = load8_##T((v) + 8), x2 = load8_##T((v) + 16), x3 = load8_##T((v) + 24); \
+        vd8 d0 = x0 - m0, d1 = x1 - m1, d2 = x2 - m2, d3 = x3 - m3;                                 \
+        m0 += d0 * (inv); m1 += d1 * (inv); m2 += d2 * (inv); m3 += d3 * (inv);                     \
+        q0 += d0 * (x0 - m0); q1 += d1 * (x1 - m1); q2 += d2 * (x2 - m2); q3 += d3 * (x3 - m3);     \
+    } while (0)
+
+// The moments of two rows (xa and xb; the same row twice for a lone last row). The full 32-element
+// steps give every lane the same count, so the lanes merge without division; the remaining d % 32
+// elements are folded in one by one with Welford's update. A row is one chain of dependent updates
+// (each step's mean feeds the next), too short at ViT's 192 elements for the core to overlap with
+// the next row's: two rows in one loop give it two chains. Each row gets exactly the operations it
+// would get alone.
 #define ROW_MOMENTS(T)                                                                             \
-    static moments row_moments_##T(const T *x, int64_t d) {                                        \
-        vd8 m0 = {0}, m1 = {0}, m2 = {0}, m3 = {0}, q0 = {0}, q1 = {0}, q2 = {0}, q3 = {0};       \
+    static void row_moments2_##T(const T *xa, const T *xb, int64_t d, moments *ra, moments *rb) {  \
+        vd8 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, p0 = {0}, p1 = {0}, p2 = {0}, p3 = {0};       \
+        vd8 b0 = {0}, b1 = {0}, b2 = {0}, b3 = {0}, s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0};       \
         int64_t steps = d / 32;                                                                    \
         for (int64_t t = 0; t < steps; t++) {                                                      \
             double inv = 1.0 / (double) (t + 1);                                                   \
-            const T *v = x + 32 * t;                                                               \
-            vd8 x0 = load8_##T(v), x1 = load8_##T(v + 8), x2 = load8_##T(v + 16), x3 = load8_##T(v + 24); \
-            vd8 d0 = x0 - m0, d1 = x1 - m1, d2 = x2 - m2, d3 = x3 - m3;                             \
-            m0 += d0 * inv; m1 += d1 * inv; m2 += d2 * inv; m3 += d3 * inv;                         \
-            q0 += d0 * (x0 - m0); q1 += d1 * (x1 - m1); q2 += d2 * (x2 - m2); q3 += d3 * (x3 - m3); \
+            WELFORD32(T, xa + 32 * t, a0, a1, a2, a3, p0, p1, p2, p3, inv);                         \
+            WELFORD32(T, xb + 32 * t, b0, b1, b2, b3, s0, s1, s2, s3, inv);                         \
         }                                                                                          \
-        double n = (double) steps;                                                                 \
-        MERGE_EQUAL(m0, q0, m2, q2, n);                                                            \
-        MERGE_EQUAL(m1, q1, m3, q3, n);                                                            \
-        MERGE_EQUAL(m0, q0, m1, q1, 2 * n);                                                        \
-        double mean[8], sq[8];                                                                     \
-        memcpy(mean, &m0, sizeof mean);                                                            \
-        memcpy(sq, &q0, sizeof sq);                                                                \
-        for (int width = 4; width >= 1; width /= 2) {                                              \
-            double c = 4 * n * (double) (4 / width); /* the count of each summary at this level */ \
-            for (int k = 0; k < width; k++) {                                                      \
-                double ma = mean[2 * k], qa = sq[2 * k];                                           \
-                MERGE_EQUAL(ma, qa, mean[2 * k + 1], sq[2 * k + 1], c);                            \
-                mean[k] = ma;                                                                      \
-                sq[k] = qa;                                                                        \
+        moments r[2] = {lanes_merged(a0, a1, a2, a3, p0, p1, p2, p3, (double) steps),              \
+                        lanes_merged(b0, b1, b2, b3, s0, s1, s2, s3, (double) steps)};             \
+        const T *rows[2] = {xa, xb};                                                               \
+        for (int k = 0; k < 2; k++)                                                                \
+            for (int64_t e = 32 * steps; e < d; e++) {                                             \
+                double xv = (double) rows[k][e];                                                   \
+                r[k].n += 1;                                                                       \
+                double delta = xv - r[k].mean;                                                     \
+                r[k].mean += delta / r[k].n;                                                       \
+                r[k].m2 += delta * (xv - r[k].mean);                                               \
             }                                                                                      \
-        }                                                                                          \
-        moments r = {32 * n, mean[0], sq[0]};                                                      \
-        for (int64_t e = 32 * steps; e < d; e++) {                                                 \
-            double xv = (double) x[e];                                                             \
-            r.n += 1;                                                                              \
-            double delta = xv - r.mean;                                                            \
-            r.mean += delta / r.n;                                                                 \
-            r.m2 += delta * (xv - r.mean);                                                         \
-        }                                                                                          \
-        return r;                                                                                  \
+        *ra = r[0];                                                                                \
+        *rb = r[1];                                                                                \
     }
 ROW_MOMENTS(float)
 ROW_MOMENTS(double)
@@ -124,12 +144,16 @@ static void ln_out_double(const double *x, const double *w, const double *b, dou
                                T *mean, T *rstd) {                                                 \
         int threads = par_threads(rows * d);                                                       \
         _Pragma("omp parallel for schedule(static) num_threads(threads)")                          \
-        for (int64_t r = 0; r < rows; r++) {                                                       \
-            moments m = row_moments_##T(x + r * d, d);                                             \
-            double rs = 1.0 / sqrt(m.m2 / (double) d + eps);                                       \
-            mean[r] = (T) m.mean;                                                                  \
-            rstd[r] = (T) rs;                                                                      \
-            ln_out_##T(x + r * d, w, b, m.mean, rs, out + r * d, d);                               \
+        for (int64_t pair = 0; pair < (rows + 1) / 2; pair++) {                                    \
+            int64_t r0 = 2 * pair, r1 = r0 + 1 < rows ? r0 + 1 : r0;                               \
+            moments m[2];                                                                          \
+            row_moments2_##T(x + r0 * d, x + r1 * d, d, &m[0], &m[1]);                             \
+            for (int64_t r = r0, k = 0; r <= r1; r++, k++) {                                       \
+                double rs = 1.0 / sqrt(m[k].m2 / (double) d + eps);                                \
+                mean[r] = (T) m[k].mean;                                                           \
+                rstd[r] = (T) rs;                                                                  \
+                ln_out_##T(x + r * d, w, b, m[k].mean, rs, out + r * d, d);                        \
+            }                                                                                      \
         }                                                                                          \
     }
 LN_FORWARD(float)

@@ -229,9 +229,10 @@ class NativeKernelsTest extends NativeKernelTestBase {
     /** Reduces under every ISA and thread count; results must be identical across them and close to the reference. */
     @Test
     void reductionsAreCloseToTheReferenceAndIndependentOfThreadsIsaAndLayout() {
-        long[][] shapes = {{1031}, {37, 1031}, {1031, 37}, {5, 7, 4099}, {3, 0, 4}, {311, 353}, {300007}};
+        // {3, 32765}: rows of two chunks (16384 each at most), the second ragged, summed as a pair.
+        long[][] shapes = {{1031}, {37, 1031}, {1031, 37}, {5, 7, 4099}, {3, 0, 4}, {311, 353}, {300007}, {3, 32765}};
         int[][][] dimSets = {{{0}}, {{0}, {1}, {0, 1}}, {{0}, {1}, {0, 1}}, {{0}, {2}, {0, 2}, {1}, {0, 1, 2}},
-                {{1}, {0, 2}}, {{0}, {1}}, {{0}}};
+                {{1}, {0, 2}}, {{0}, {1}}, {{0}}, {{1}, {0, 1}}};
         for (int si = 0; si < shapes.length; si++) {
             long[] shape = shapes[si];
             for (int[] dims : dimSets[si])
