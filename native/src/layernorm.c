@@ -161,59 +161,87 @@ LN_FORWARD(double)
 
 // ---- backward ---------------------------------------------------------------------------------
 
-// One row: gradX, and the row's terms added into the block partials pw (gradOut * xhat) and pb
-// (gradOut), either of which may be NULL. Sums of the row in double, element k into lane k % 16.
-static void ln_backward_row_float(int64_t d, const float *g, const float *x, double mu, double rsd, const float *w,
-                                  float *gx, float *pw, float *pb) {
-    float hi = (float) mu, lo = (float) (mu - (double) hi), rs = (float) rsd;
-    // Lane partial sums of D / 16 terms in float (a row at a time), then combined in double.
-    vf16 f1 = {0}, f2 = {0};
+// R rows (R = 1 or 2, a constant: always inlined) of gradX, and their terms added into the block
+// partials pw (gradOut * xhat) and pb (gradOut), either of which may be NULL, row after row. Each
+// row's two sums are one chain of dependent adds; two rows side by side give the core two chains,
+// with exactly the operations each row gets alone. Sums of a row in double, element k into lane
+// k % 16: D / 16 terms per lane summed in float, the lanes then combined in double.
+static inline __attribute__((always_inline)) void ln_backward_rows_float(
+        const int R, int64_t d, const float *const *g, const float *const *x, const double *mu, const double *rsd,
+        const float *w, float *const *gx, float *pw, float *pb) {
+    float hi[2], lo[2], rs[2], meanG[2], meanGX[2];
+    vf16 f1[2], f2[2];
+    for (int k = 0; k < R; k++) {
+        hi[k] = (float) mu[k];
+        lo[k] = (float) (mu[k] - (double) hi[k]);
+        rs[k] = (float) rsd[k];
+        f1[k] = (vf16) {0};
+        f2[k] = (vf16) {0};
+    }
     int64_t full = d / 16 * 16;
     for (int64_t e = 0; e < full; e += 16) {
-        vf16 xh = ((LD(vf16, x + e) - hi) - lo) * rs, gh = LD(vf16, g + e);
-        if (w != NULL) gh *= LD(vf16, w + e);
-        f1 += gh;
-        f2 += gh * xh;
+        for (int k = 0; k < R; k++) {
+            vf16 xh = ((LD(vf16, x[k] + e) - hi[k]) - lo[k]) * rs[k], gh = LD(vf16, g[k] + e);
+            if (w != NULL) gh *= LD(vf16, w + e);
+            f1[k] += gh;
+            f2[k] += gh * xh;
+        }
     }
-    double l1[16], l2[16];
-    {
+    for (int k = 0; k < R; k++) {
+        double l1[16], l2[16];
         vd8 a, b;
-        widen16(f1, &a, &b);
+        widen16(f1[k], &a, &b);
         memcpy(l1, &a, 64);
         memcpy(l1 + 8, &b, 64);
-        widen16(f2, &a, &b);
+        widen16(f2[k], &a, &b);
         memcpy(l2, &a, 64);
         memcpy(l2 + 8, &b, 64);
-    }
-    for (int64_t e = full; e < d; e++) {
-        float xh = ((x[e] - hi) - lo) * rs, gh = w != NULL ? g[e] * w[e] : g[e];
-        l1[e - full] += (double) gh;
-        l2[e - full] += (double) (gh * xh);
-    }
-    double s1 = 0, s2 = 0;
-    {
-        double t1[16], t2[16];
-        for (int k = 0; k < 16; k++) { t1[k] = l1[k]; t2[k] = l2[k]; }
+        for (int64_t e = full; e < d; e++) {
+            float xh = ((x[k][e] - hi[k]) - lo[k]) * rs[k], gh = w != NULL ? g[k][e] * w[e] : g[k][e];
+            l1[e - full] += (double) gh;
+            l2[e - full] += (double) (gh * xh);
+        }
         for (int width = 8; width >= 1; width /= 2)
-            for (int k = 0; k < width; k++) { t1[k] = t1[2 * k] + t1[2 * k + 1]; t2[k] = t2[2 * k] + t2[2 * k + 1]; }
-        s1 = t1[0];
-        s2 = t2[0];
+            for (int j = 0; j < width; j++) { l1[j] = l1[2 * j] + l1[2 * j + 1]; l2[j] = l2[2 * j] + l2[2 * j + 1]; }
+        meanG[k] = (float) (l1[0] / (double) d);
+        meanGX[k] = (float) (l2[0] / (double) d);
     }
-    float meanG = (float) (s1 / (double) d), meanGX = (float) (s2 / (double) d);
     int64_t e = 0;
     for (; e + 16 <= d; e += 16) {
-        vf16 gv = LD(vf16, g + e), xh = ((LD(vf16, x + e) - hi) - lo) * rs;
-        vf16 gh = w != NULL ? gv * LD(vf16, w + e) : gv;
-        ST(gx + e, rs * ((gh - meanG) - xh * meanGX));
-        if (pw != NULL) ST(pw + e, LD(vf16, pw + e) + gv * xh);
-        if (pb != NULL) ST(pb + e, LD(vf16, pb + e) + gv);
+        vf16 sw = pw != NULL ? LD(vf16, pw + e) : (vf16) {0}, sb = pb != NULL ? LD(vf16, pb + e) : (vf16) {0};
+        for (int k = 0; k < R; k++) {
+            vf16 gv = LD(vf16, g[k] + e), xh = ((LD(vf16, x[k] + e) - hi[k]) - lo[k]) * rs[k];
+            vf16 gh = w != NULL ? gv * LD(vf16, w + e) : gv;
+            ST(gx[k] + e, rs[k] * ((gh - meanG[k]) - xh * meanGX[k]));
+            sw += gv * xh;
+            sb += gv;
+        }
+        if (pw != NULL) ST(pw + e, sw);
+        if (pb != NULL) ST(pb + e, sb);
     }
     for (; e < d; e++) {
-        float xh = ((x[e] - hi) - lo) * rs, gh = w != NULL ? g[e] * w[e] : g[e];
-        gx[e] = rs * ((gh - meanG) - xh * meanGX);
-        if (pw != NULL) pw[e] += g[e] * xh;
-        if (pb != NULL) pb[e] += g[e];
+        for (int k = 0; k < R; k++) {
+            float xh = ((x[k][e] - hi[k]) - lo[k]) * rs[k], gh = w != NULL ? g[k][e] * w[e] : g[k][e];
+            gx[k][e] = rs[k] * ((gh - meanG[k]) - xh * meanGX[k]);
+            if (pw != NULL) pw[e] += g[k][e] * xh;
+            if (pb != NULL) pb[e] += g[k][e];
+        }
     }
+}
+
+static void ln_backward_row_float(int64_t d, const float *g, const float *x, double mu, double rs, const float *w,
+                                  float *gx, float *pw, float *pb) {
+    ln_backward_rows_float(1, d, &g, &x, &mu, &rs, w, &gx, pw, pb);
+}
+
+// Rows a and b (b after a in the partials).
+static void ln_backward_pair_float(int64_t d, const float *ga, const float *gb, const float *xa, const float *xb,
+                                   double mua, double mub, double rsa, double rsb, const float *w, float *gxa,
+                                   float *gxb, float *pw, float *pb) {
+    const float *g[2] = {ga, gb}, *x[2] = {xa, xb};
+    double mu[2] = {mua, mub}, rs[2] = {rsa, rsb};
+    float *gx[2] = {gxa, gxb};
+    ln_backward_rows_float(2, d, g, x, mu, rs, w, gx, pw, pb);
 }
 
 static void ln_backward_row_double(int64_t d, const double *g, const double *x, double mu, double rs,
@@ -234,6 +262,13 @@ static void ln_backward_row_double(int64_t d, const double *g, const double *x, 
     }
 }
 
+static void ln_backward_pair_double(int64_t d, const double *ga, const double *gb, const double *xa, const double *xb,
+                                    double mua, double mub, double rsa, double rsb, const double *w, double *gxa,
+                                    double *gxb, double *pw, double *pb) {
+    ln_backward_row_double(d, ga, xa, mua, rsa, w, gxa, pw, pb);
+    ln_backward_row_double(d, gb, xb, mub, rsb, w, gxb, pw, pb);
+}
+
 // gradOut's row r starts at g + r * gsr; with gse = 0 a row is one value repeated (a broadcast),
 // spread into a row buffer first.
 #define LN_BACKWARD(T)                                                                             \
@@ -252,20 +287,30 @@ static void ln_backward_row_double(int64_t d, const double *g, const double *x, 
         for (int64_t bk = 0; bk < blocks; bk++) {                                                  \
             T *pw = gw != NULL ? part + (bk * per) * d : NULL;                                     \
             T *pb = gb != NULL ? part + (bk * per + (gw != NULL)) * d : NULL;                      \
-            T *spread = gse == 0 ? malloc((size_t) d * sizeof(T)) : NULL;                          \
+            T *spread = gse == 0 ? malloc((size_t) (2 * d) * sizeof(T)) : NULL;                    \
             if (gse == 0 && spread == NULL) {                                                      \
                 _Pragma("omp atomic write")                                                        \
                 failed = 1;                                                                        \
                 continue;                                                                          \
             }                                                                                      \
-            int64_t r1 = (bk + 1) * LN_BLOCK < rows ? (bk + 1) * LN_BLOCK : rows;                  \
-            for (int64_t r = bk * LN_BLOCK; r < r1; r++) {                                         \
-                const T *gr = g + r * gsr;                                                         \
-                if (spread != NULL && (r == bk * LN_BLOCK || gsr != 0)) {                          \
-                    for (int64_t e = 0; e < d; e++) spread[e] = gr[0];                             \
+            int64_t r0 = bk * LN_BLOCK, r1 = (bk + 1) * LN_BLOCK < rows ? (bk + 1) * LN_BLOCK : rows; \
+            /* Rows two at a time (ln_backward_rows_float), a lone last row alone. */              \
+            for (int64_t r = r0; r < r1; r += 2) {                                                 \
+                const T *gr[2] = {g + r * gsr, g + (r + 1) * gsr};                                 \
+                if (spread != NULL) {                                                              \
+                    if (r == r0 || gsr != 0)                                                       \
+                        for (int k = 0; k < 2; k++)                                                \
+                            for (int64_t e = 0; e < d; e++) spread[k * d + e] = gr[k][0];          \
+                    gr[0] = spread;                                                                \
+                    gr[1] = spread + d;                                                            \
                 }                                                                                  \
-                ln_backward_row_##T(d, spread != NULL ? spread : gr, x + r * d, (double) mean[r], (double) rstd[r], w, \
-                                    gx + r * d, pw, pb);                                           \
+                if (r + 1 < r1)                                                                    \
+                    ln_backward_pair_##T(d, gr[0], gr[1], x + r * d, x + (r + 1) * d, (double) mean[r], \
+                                         (double) mean[r + 1], (double) rstd[r], (double) rstd[r + 1], w, \
+                                         gx + r * d, gx + (r + 1) * d, pw, pb);                    \
+                else                                                                               \
+                    ln_backward_row_##T(d, gr[0], x + r * d, (double) mean[r], (double) rstd[r], w, gx + r * d, \
+                                        pw, pb);                                                   \
             }                                                                                      \
             free(spread);                                                                          \
         }                                                                                          \
