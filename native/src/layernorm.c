@@ -299,7 +299,7 @@ static void ln_backward_pair_double(int64_t d, const double *ga, const double *g
                 const T *gr[2] = {g + r * gsr, g + (r + 1) * gsr};                                 \
                 if (spread != NULL) {                                                              \
                     if (r == r0 || gsr != 0)                                                       \
-                        for (int k = 0; k < 2; k++)                                                \
+                        for (int k = 0; k < (r + 1 < r1 ? 2 : 1); k++)                             \
                             for (int64_t e = 0; e < d; e++) spread[k * d + e] = gr[k][0];          \
                     gr[0] = spread;                                                                \
                     gr[1] = spread + d;                                                            \

@@ -21,6 +21,18 @@ import java.util.function.BinaryOperator;
 public final class Engine {
     private Engine() {}
 
+    /** Set on a thread while backward() runs rules whose results reach callers only through leaves. */
+    private static final ThreadLocal<Boolean> INTO_LEAVES = ThreadLocal.withInitial(() -> false);
+
+    /**
+     * True while {@link #backward} runs the graph's backward rules on this thread (false inside a
+     * {@link #grad} call, even one nested in a rule). Gradients then reach callers only through the
+     * leaves' {@code grad()}, which the op layer fills with a copy or an in-place sum, so a rule may
+     * return a view of one of its inputs; a gradient {@code grad()} returns must not be a view of a
+     * tensor the caller did not hand in.
+     */
+    public static boolean gradientsGoToLeaves() { return INTO_LEAVES.get(); }
+
     /** What a backward pass needs beyond the graph. */
     public record Options(boolean retainGraph, boolean createGraph, boolean allowUnused) {}
 
@@ -54,7 +66,9 @@ public final class Engine {
      * Accumulates into {@code .grad()} of every leaf that requires a gradient. {@code accumulateLeaf}
      * adds one gradient into its leaf's {@code grad()} (the op layer decides in which scope it lives);
      * it is called as each gradient reaches its leaf, so a leaf used twice gets two in-place additions
-     * into its buffer rather than a fresh sum of the two and then a third pass adding that in.
+     * into its buffer rather than a fresh sum of the two and then a third pass adding that in. So a
+     * backward pass that fails part way (an op's rule throws) may leave some leaves' gradients
+     * already added to, as in PyTorch.
      */
     public static void backward(List<Tensor> outputs, List<Tensor> gradOutputs, Options options,
                                 BinaryOperator<Tensor> add, BiConsumer<Tensor, Tensor> accumulateLeaf) {
@@ -98,6 +112,18 @@ public final class Engine {
             if (o.gradFn() == null) capture(captured, leafSink, o, gradOf.get(o), add);
         }
 
+        boolean wasIntoLeaves = INTO_LEAVES.get();
+        INTO_LEAVES.set(leafSink != null);
+        try {
+            propagate(outputs, options, captured, leafSink, add, outputOf, pending, gradOf);
+        } finally {
+            INTO_LEAVES.set(wasIntoLeaves);
+        }
+    }
+
+    private static void propagate(List<Tensor> outputs, Options options, Map<Tensor, Tensor> captured,
+                                  BiConsumer<Tensor, Tensor> leafSink, BinaryOperator<Tensor> add,
+                                  Map<GradNode, Tensor> outputOf, Map<GradNode, Integer> pending, Map<Tensor, Tensor> gradOf) {
         ArrayDeque<Tensor> ready = new ArrayDeque<>();
         for (Tensor o : outputs) {
             if (o.gradFn() != null && !pending.containsKey(o.gradFn()) && outputOf.remove(o.gradFn()) != null) ready.add(o);

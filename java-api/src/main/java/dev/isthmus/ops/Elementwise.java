@@ -1,5 +1,6 @@
 package dev.isthmus.ops;
 
+import dev.isthmus.autograd.Engine;
 import dev.isthmus.backend.Device;
 import dev.isthmus.backend.Kernels;
 import dev.isthmus.backend.Kernels.Binary;
@@ -82,11 +83,15 @@ public final class Elementwise {
      * g * other in a backward rule. When g is a constant broadcast of 1, which is what a sum hands
      * back to its input when backward() seeds it with 1 (the {@code (f(x) * w).sum()} of every loss
      * that weights its terms), the product is {@code other} itself broadcast to g's shape: a view
-     * instead of a pass over memory. A g that requires a gradient (a higher-order backward through
-     * it) always gets the real product.
+     * instead of a pass over memory. Only under backward() ({@link Engine#gradientsGoToLeaves}),
+     * whose gradients reach the caller through leaves' grad() (a copy, or a sum in place), never
+     * as a view of {@code other}: grad() returns fresh products. A g that requires a gradient (a
+     * higher-order backward through it) always gets the real product.
      */
     private static Tensor gradTimes(Tensor g, Tensor other) {
-        if (isConstantOne(g) && g.dtype() == other.dtype()) return Shapes.expand(other, g.shape());
+        if (Engine.gradientsGoToLeaves() && isConstantOne(g) && g.dtype() == other.dtype()) {
+            return Shapes.expand(other, g.shape());
+        }
         return mul(g, other);
     }
 

@@ -372,30 +372,41 @@ class AutogradTest {
     }
 
     /**
-     * The gradient a sum hands back is a broadcast 1, and mul's rule then returns the other factor
-     * as a view instead of multiplying by it; a seed other than 1, or one that requires a gradient,
-     * takes the real product. Either way the values, and the second derivatives through them, are
-     * the same.
+     * The gradient a sum hands back is a broadcast 1, and under backward() mul's rule then returns
+     * the other factor as a view instead of multiplying by it. What reaches the caller is the same
+     * either way: leaves' grad() holds w's values in a buffer of its own (summed in place over
+     * calls), grad() returns a fresh product (never a view of w, which the caller may change), a
+     * seed other than 1 or one that requires a gradient takes the real product, and second
+     * derivatives through it are unchanged. Broadcast factors (w of shape (7)) sum back.
      */
     @Test
     void aProductUnderASumGetsTheOtherFactorAsItsGradient() {
         for (long seed : SEEDS) {
             try (Scope s = Scope.open("sum-of-product")) {
                 Tensor x = leaf(seed, 4, 7), w = leaf(seed + 1, 4, 7), c = randn(seed + 2, 4, 7);
+                Gradients.backward(sum(mul(x, w)));
+                assertArrayEquals(w.toDoubleArray(), x.grad().toDoubleArray(), 0, "x.grad = w");
+                assertArrayEquals(x.toDoubleArray(), w.grad().toDoubleArray(), 0, "w.grad = x");
+                assertFalse(x.grad().sharesStorageWith(w), "a buffer of its own");
+                Gradients.backward(sum(mul(x, w)));
+                assertArrayEquals(map(w, v -> 2 * v), x.grad().toDoubleArray(), 0, "summed in place over two calls");
+                Tensor wRow = leaf(seed + 3, 7), x2 = leaf(seed + 4, 4, 7);
+                Gradients.backward(sum(mul(x2, wRow)));
+                double[] xs = x2.toDoubleArray(), colSums = new double[7];
+                for (int i = 0; i < xs.length; i++) colSums[i % 7] += xs[i];
+                assertClose(colSums, wRow.grad().toDoubleArray(), TOL, "a broadcast factor's gradient sums over rows");
+
                 Tensor gx = Gradients.grad(sum(mul(x, w)), List.of(x), false).getFirst();
                 assertArrayEquals(w.toDoubleArray(), gx.toDoubleArray(), 0, "d/dx sum(x w) = w");
-                assertTrue(gx.sharesStorageWith(w), "w itself, no pass over memory");
-                // Through the view, w's gradient is still there: d/dw sum(c * d/dx sum(x w)) = c.
+                assertFalse(gx.sharesStorageWith(w), "grad() returns a product of its own, not a view of w");
+                // d/dw sum(c * d/dx sum(x w)) = c.
                 Tensor g2 = Gradients.grad(sum(mul(x, w)), List.of(x), true).getFirst();
                 Tensor gw = Gradients.grad(sum(mul(g2, c)), List.of(w), false).getFirst();
-                assertArrayEquals(c.toDoubleArray(), gw.toDoubleArray(), 0, "second order through the view");
-                // A seed of 3: the product is computed.
+                assertArrayEquals(c.toDoubleArray(), gw.toDoubleArray(), 0, "second order");
                 Tensor three = Tensor.scalar(3, DType.FLOAT64);
                 Tensor g3 = Gradients.grad(List.of(sum(mul(x, w))), List.of(three), List.of(x), false, false, false).getFirst();
                 assertClose(map(w, v -> 3 * v), g3.toDoubleArray(), TOL, "seed 3");
-                assertFalse(g3.sharesStorageWith(w), "a real product");
-                // A seed of 1 that requires a gradient: the product stays in the graph, so the
-                // gradient of the gradient with respect to the seed is w's sum.
+                // A seed of 1 that requires a gradient: d/dseed of the gradient's sum is w's sum.
                 Tensor one = Tensor.scalar(1, DType.FLOAT64).requiresGrad(true);
                 Tensor g1 = Gradients.grad(List.of(sum(mul(x, w))), List.of(one), List.of(x), true, true, false).getFirst();
                 Tensor dSeed = Gradients.grad(sum(g1), List.of(one), false).getFirst();

@@ -166,7 +166,7 @@ public final class NativeBackend implements Backend {
 
     /**
      * Outputs of at least this many bytes are written with streaming (non-temporal) stores by the
-     * kernels whose output loop is dense (elementwise, softmax and its gradient): such an output will
+     * kernels whose output loop is dense (unary, binary, copy and fill; not in place): such an output will
      * not stay in the cache beside its inputs, and a plain store reads every line from memory before
      * writing it. The default is a quarter of the last-level cache ({@code -Disthmus.native.streamBytes}
      * sets another); 0 streams every output. Results are the same bits either way.
