@@ -195,6 +195,7 @@ static inline void stream_copy(void *dst, const void *src, size_t bytes) {
             T blk_[SL_] __attribute__((aligned(64)));                                            \
             _Pragma("omp simd") for (int64_t j_ = 0; j_ < SL_; j_++) {                           \
                 int64_t IDX = base_ + j_;                                                        \
+                (void) IDX; /* a VALUE may not use the index (fill) */                           \
                 blk_[j_] = (VALUE);                                                              \
             }                                                                                    \
             stream_line64((o) + base_, blk_);                                                    \
