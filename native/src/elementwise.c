@@ -111,7 +111,8 @@ int ISA_FN(k_copy)(int rank, const int64_t *meta, int src_dt, const void *src, i
     if (src_dt == dst_dt && r >= 2 && sp.stride[1][r - 1] == 1 && sp.stride[0][r - 2] == 1 && sp.stride[0][r - 1] != 1
         && sp.shape[r - 1] >= TILE && sp.shape[r - 2] >= TILE)
         return copy_transposed(&sp, n);
-    copy_ctx c = {src_dt, dst_dt, stream_output(n * (int64_t) dt_size(dst_dt))};
+    // Only the same-dtype contiguous path streams (stream_copy); the converting loops store plainly.
+    copy_ctx c = {src_dt, dst_dt, src_dt == dst_dt && stream_output(n * (int64_t) dt_size(dst_dt))};
     nd_run(&sp, n, copy_row, &c);
     return ST_OK;
 }

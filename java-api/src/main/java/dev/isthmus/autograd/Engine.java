@@ -81,6 +81,17 @@ public final class Engine {
      */
     private static void run(List<Tensor> outputs, List<Tensor> gradOutputs, Options options,
                             BinaryOperator<Tensor> add, Map<Tensor, Tensor> captured, BiConsumer<Tensor, Tensor> leafSink) {
+        boolean wasIntoLeaves = INTO_LEAVES.get();
+        INTO_LEAVES.set(leafSink != null);
+        try {
+            pass(outputs, gradOutputs, options, add, captured, leafSink);
+        } finally {
+            INTO_LEAVES.set(wasIntoLeaves);
+        }
+    }
+
+    private static void pass(List<Tensor> outputs, List<Tensor> gradOutputs, Options options,
+                             BinaryOperator<Tensor> add, Map<Tensor, Tensor> captured, BiConsumer<Tensor, Tensor> leafSink) {
         if (outputs.size() != gradOutputs.size()) {
             throw new IllegalArgumentException("backward: " + outputs.size() + " outputs but "
                     + gradOutputs.size() + " output gradients");
@@ -112,18 +123,6 @@ public final class Engine {
             if (o.gradFn() == null) capture(captured, leafSink, o, gradOf.get(o), add);
         }
 
-        boolean wasIntoLeaves = INTO_LEAVES.get();
-        INTO_LEAVES.set(leafSink != null);
-        try {
-            propagate(outputs, options, captured, leafSink, add, outputOf, pending, gradOf);
-        } finally {
-            INTO_LEAVES.set(wasIntoLeaves);
-        }
-    }
-
-    private static void propagate(List<Tensor> outputs, Options options, Map<Tensor, Tensor> captured,
-                                  BiConsumer<Tensor, Tensor> leafSink, BinaryOperator<Tensor> add,
-                                  Map<GradNode, Tensor> outputOf, Map<GradNode, Integer> pending, Map<Tensor, Tensor> gradOf) {
         ArrayDeque<Tensor> ready = new ArrayDeque<>();
         for (Tensor o : outputs) {
             if (o.gradFn() != null && !pending.containsKey(o.gradFn()) && outputOf.remove(o.gradFn()) != null) ready.add(o);
