@@ -25,7 +25,9 @@
 // in registers, stores the row with a mask and skips the tap rows that read only padding. The
 // AVX-512 build goes further for stride 1 ("direct" row mode): a tap's vector is a masked load of
 // the source row itself, the lanes in the padding masked to zero, so the plane is not copied at
-// all; the weight gradient has the same direct form (one accumulator per tap). The next plane is
+// all; the weight gradient has the same direct form (one accumulator per tap). With "same" padding
+// (EMO's, at stride 1) the forward and the input gradient walk the source rows instead ("slide"
+// mode): each tap vector is loaded once and feeds every output row that reads it. The next plane is
 // prefetched while one computes.
 //
 //   forward            correlation of x with w, stride s;
@@ -35,7 +37,8 @@
 //                      tap's shifted input.
 //
 // Arithmetic: each output (and each input gradient) sums its k*k products in the tensor's dtype (at
-// most 49 terms for k = 7): in tap order in flat mode, by tap row then across tap rows in row mode.
+// most 49 terms for k = 7): in tap order in flat and slide mode, by tap row then across tap rows in
+// row mode.
 // The weight gradient sums lanes per plane in the dtype, folds the lanes into double every few
 // planes (a fixed count that depends only on the plane size), and combines the lanes pairwise at
 // the end. Padding taps multiply zeros, as the composite definition (unfold + matmul) does, where
@@ -85,6 +88,7 @@ typedef struct {
     uint32_t *rowmask;     // per output row, bit i set when tap row i reads a data row (kh <= 32)
     uint32_t colmask[8];   // direct row mode: per tap column, the lanes (outputs) that read data
     int has_colmask;
+    int slide;             // direct row mode walks source rows ("same" padding; see dwconv_tmpl.h)
     int64_t nvec;          // ring mode: vectors per output row, rounded up to DW_RING_NB
     int64_t rpitch;        // ring mode: elements per ring row (0: ring mode does not apply)
     int rows;              // row mode: the lanes of the vector holding an output row; 0: flat mode
@@ -154,6 +158,7 @@ static int flat_init(flat_geo *g, int kh, int kw, int sh, int sw, int dh, int dw
         }
         g->has_colmask = 1;
     }
+    g->slide = g->has_colmask && kh == kw && kh % 2 == 1 && pt == (kh - 1) / 2 && oh == hs && hs >= kh - 1;
     // Ring mode (stride 1, no spreading, rows of more than a vector, taps within a vector): a ring
     // row holds a source row at column pl and zeros around it, and reaches one vector past the last
     // (padded) row vector, the neighbour that the shifted taps of that vector are cut from.
