@@ -88,7 +88,7 @@ typedef struct {
     uint32_t *rowmask;     // per output row, bit i set when tap row i reads a data row (kh <= 32)
     uint32_t colmask[8];   // direct row mode: per tap column, the lanes (outputs) that read data
     int has_colmask;
-    int slide;             // direct row mode walks source rows ("same" padding; see dwconv_tmpl.h)
+    int slide;             // slide mode applies (see dwconv_tmpl.h)
     int64_t nvec;          // ring mode: vectors per output row, rounded up to DW_RING_NB
     int64_t rpitch;        // ring mode: elements per ring row (0: ring mode does not apply)
     int rows;              // row mode: the lanes of the vector holding an output row; 0: flat mode
@@ -158,7 +158,10 @@ static int flat_init(flat_geo *g, int kh, int kw, int sh, int sw, int dh, int dw
         }
         g->has_colmask = 1;
     }
-    g->slide = g->has_colmask && kh == kw && kh % 2 == 1 && pt == (kh - 1) / 2 && oh == hs && hs >= kh - 1;
+    // Slide mode (AVX-512; dwconv_tmpl.h): stride 1, no spreading, kernel 3, 5 or 7 with "same" padding
+    // above and below.
+    g->slide = sh == 1 && sw == 1 && dh == 1 && dw == 1 && kh == kw && (kh == 3 || kh == 5 || kh == 7) &&
+               pt == (kh - 1) / 2 && pl >= 0 && oh == hs && hs >= kh - 1;
     // Ring mode (stride 1, no spreading, rows of more than a vector, taps within a vector): a ring
     // row holds a source row at column pl and zeros around it, and reaches one vector past the last
     // (padded) row vector, the neighbour that the shifted taps of that vector are cut from.

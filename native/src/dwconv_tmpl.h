@@ -161,66 +161,113 @@ DW_DROWS(drows_full, V, DW_MLOAD_FULL, F(store_full))
 DW_DROWS(drows_half, VH, DW_MLOAD_HALF, F(store_half))
 #undef DW_DROWS
 
-// Slide mode (direct row mode for "same" padding: P = (K - 1) / 2 rows above and below, as many
-// output rows as source rows): walks the source rows instead of the output rows. Each source row's
-// K shifted vectors are loaded once and each serves the K output rows that read it (row r feeds
-// output rows r + P - i through tap row i), where direct row mode loads every vector once per
-// output row: one masked load per K FMAs instead of one per FMA, and the loads had bounded it (the
-// k5 forwards of EMO's 7 x 7 and 14 x 14 planes: about 110 -> 80 and 180 -> 110 us; k7: 240 -> 140
-// and 430 -> 200 us). acc[k] holds output row r - P + k while source row r is added, so a row is
-// complete and stored when its last source row is in, and the accumulators shift down by one per
-// source row. The first and last P source rows skip the tap rows whose outputs fall outside the
-// plane. Each output sums its taps in tap order (i, j), as flat mode does. Needs h >= K - 1 (the
-// peeled rows at the two ends do not overlap).
-#define DW_DSLIDE(NAME, VR, MLOAD, STORE)                                                              \
-    /* source row `row` into the accumulators, through tap rows IMIN to IMAX */                        \
+// Slide mode (AVX-512, stride 1, "same" padding: P = (K - 1) / 2 rows and columns around the plane,
+// as many output rows as source rows): walks the source rows instead of the output rows, reading
+// the source plane itself with masked loads (no copy). Each of a source row's tap vectors is loaded
+// once and serves the K output rows that read it (row r feeds output row r + P - i through tap row
+// i): one load per K FMAs, where direct row mode loads every vector once per output row and ring
+// mode spends a shuffle per tap. Rows wider than a vector go in column blocks of NB vectors, each
+// block walking all the source rows (NB * K independent FMA chains; NB by K so that the weights and
+// accumulators stay in registers). acc[k][b] holds vector b of output row r - P + k while source
+// row r is added, so a row is complete and stored when its last source row is in, and the
+// accumulators shift down by one per source row. The first and last P source rows skip the tap
+// rows whose outputs fall outside the plane. Each output sums its taps in tap order (i, j), as flat
+// mode does. Needs h >= K - 1 (the peeled rows at the two ends do not overlap). Measured against
+// direct row mode (k5, EMO's 7 x 7 and 14 x 14 planes): about 110 -> 80 and 180 -> 110 us; k7:
+// 240 -> 140 and 430 -> 200 us; against ring mode (k3, 56 x 56): see docs/PERFORMANCE.md.
+#define DW_DSLIDE(NAME, VR, RL, MLOAD, STORE)                                                          \
+    /* source row `row` (at the block's first column) into the accumulators, tap rows IMIN..IMAX */    \
     static inline __attribute__((always_inline)) void F(NAME##_row)(const T *restrict row, const VR *wv, \
                                                                      VR *acc, const uint32_t *cm,      \
-                                                                     const int K, const int IMIN,      \
-                                                                     const int IMAX) {                 \
+                                                                     const int K, const int NB,        \
+                                                                     const int IMIN, const int IMAX) { \
         _Pragma("GCC unroll 8") for (int j = 0; j < K; j++) {                                          \
-            VR x = (VR) MLOAD(cm[j], row + j);                                                         \
-            _Pragma("GCC unroll 8") for (int i = 0; i < K; i++)                                        \
-                if (i >= IMIN && i <= IMAX) acc[K - 1 - i] += wv[i * K + j] * x;                       \
+            _Pragma("GCC unroll 8") for (int b = 0; b < NB; b++) {                                     \
+                VR x = (VR) MLOAD(cm[b * K + j], row + b * RL + j);                                    \
+                _Pragma("GCC unroll 8") for (int i = 0; i < K; i++)                                    \
+                    if (i >= IMIN && i <= IMAX) acc[(K - 1 - i) * NB + b] += wv[i * K + j] * x;        \
+            }                                                                                          \
         }                                                                                              \
+    }                                                                                                  \
+    /* vector b of output row y of the block at column x0 (lanes past the row's end are not stored) */ \
+    static inline __attribute__((always_inline)) void F(NAME##_store)(T *out, int64_t ow, int64_t x0, VR v, \
+                                                                       int b) {                        \
+        int64_t n = ow - x0 - b * RL;                                                                  \
+        if (n > 0) STORE(out + x0 + b * RL, v, n < RL ? n : RL);                                       \
     }                                                                                                  \
     static inline __attribute__((always_inline)) void F(NAME)(const flat_geo *g, const T *restrict src, \
                                                               const T *restrict w, T *restrict out,    \
-                                                              const int K) {                           \
+                                                              const int K, const int NB) {             \
         const int P = (K - 1) / 2;                                                                     \
-        const int64_t ws = g->ws, ow = g->ow, h = g->hs;                                               \
+        const int64_t ws = g->ws, ow = g->ow, h = g->hs, pl = g->pl;                                   \
         VR wv[64];                                                                                     \
         _Pragma("GCC unroll 64") for (int t = 0; t < K * K; t++) wv[t] = w[t] - (VR) {0};              \
-        uint32_t cm[8];                                                                                \
-        _Pragma("GCC unroll 8") for (int j = 0; j < K; j++) cm[j] = g->colmask[j];                     \
-        VR acc[8];                                                                                     \
-        _Pragma("GCC unroll 8") for (int k = 0; k < K; k++) acc[k] = (VR) {0};                         \
-        const T *row = src - g->pl; /* lane x of tap column j reads column x - pl + j */               \
-        _Pragma("GCC unroll 4") for (int r = 0; r < P; r++) {                                          \
-            F(NAME##_row)(row + r * ws, wv, acc, cm, K, 0, r + P);                                     \
-            DW_SLIDE_SHIFT(acc, K, VR);                                                                \
+        for (int64_t x0 = 0; x0 < ow; x0 += NB * RL) {                                                 \
+            /* lane l of vector b, tap column j: output x = x0 + b * RL + l reads column x - pl + j */ \
+            uint32_t cm[8 * 8];                                                                        \
+            _Pragma("GCC unroll 8") for (int b = 0; b < NB; b++) {                                     \
+                _Pragma("GCC unroll 8") for (int j = 0; j < K; j++) {                                  \
+                    int64_t xb = x0 + b * RL, lo = pl - j - xb, hi = ws + pl - j - xb;                 \
+                    if (lo < 0) lo = 0;                                                                \
+                    if (hi > ow - xb) hi = ow - xb;                                                    \
+                    if (hi > RL) hi = RL;                                                              \
+                    cm[b * K + j] = hi > lo ? (uint32_t) ((1ull << hi) - (1ull << lo)) : 0;            \
+                }                                                                                      \
+            }                                                                                          \
+            VR acc[8 * 8];                                                                             \
+            _Pragma("GCC unroll 64") for (int k = 0; k < K * NB; k++) acc[k] = (VR) {0};               \
+            const T *row = src + x0 - pl;                                                              \
+            _Pragma("GCC unroll 4") for (int r = 0; r < P; r++) {                                      \
+                F(NAME##_row)(row + r * ws, wv, acc, cm, K, NB, 0, r + P);                             \
+                DW_SLIDE_SHIFT(acc, K, NB, VR);                                                        \
+            }                                                                                          \
+            for (int64_t r = P; r < h - P; r++) {                                                      \
+                F(NAME##_row)(row + r * ws, wv, acc, cm, K, NB, 0, K - 1);                             \
+                _Pragma("GCC unroll 8") for (int b = 0; b < NB; b++)                                   \
+                    F(NAME##_store)(out + (r - P) * ow, ow, x0, acc[b], b);                            \
+                DW_SLIDE_SHIFT(acc, K, NB, VR);                                                        \
+            }                                                                                          \
+            _Pragma("GCC unroll 4") for (int r = 0; r < P; r++) { /* source row h - P + r */           \
+                F(NAME##_row)(row + (h - P + r) * ws, wv, acc, cm, K, NB, r + 1, K - 1);               \
+                _Pragma("GCC unroll 8") for (int b = 0; b < NB; b++)                                   \
+                    F(NAME##_store)(out + (h - 2 * P + r) * ow, ow, x0, acc[b], b);                    \
+                DW_SLIDE_SHIFT(acc, K, NB, VR);                                                        \
+            }                                                                                          \
+            _Pragma("GCC unroll 4") for (int k = 0; k < P; k++) {                                      \
+                _Pragma("GCC unroll 8") for (int b = 0; b < NB; b++)                                   \
+                    F(NAME##_store)(out + (h - P + k) * ow, ow, x0, acc[k * NB + b], b);               \
+            }                                                                                          \
         }                                                                                              \
-        for (int64_t r = P; r < h - P; r++) {                                                          \
-            F(NAME##_row)(row + r * ws, wv, acc, cm, K, 0, K - 1);                                     \
-            STORE(out + (r - P) * ow, acc[0], ow);                                                     \
-            DW_SLIDE_SHIFT(acc, K, VR);                                                                \
-        }                                                                                              \
-        _Pragma("GCC unroll 4") for (int r = 0; r < P; r++) { /* source row h - P + r */               \
-            F(NAME##_row)(row + (h - P + r) * ws, wv, acc, cm, K, r + 1, K - 1);                       \
-            STORE(out + (h - 2 * P + r) * ow, acc[0], ow);                                             \
-            DW_SLIDE_SHIFT(acc, K, VR);                                                                \
-        }                                                                                              \
-        _Pragma("GCC unroll 4") for (int k = 0; k < P; k++) STORE(out + (h - P + k) * ow, acc[k], ow); \
     }
-#define DW_SLIDE_SHIFT(acc, K, VR)                                                                     \
+#define DW_SLIDE_SHIFT(acc, K, NB, VR)                                                                 \
     do {                                                                                               \
-        _Pragma("GCC unroll 8") for (int k = 0; k + 1 < (K); k++) acc[k] = acc[k + 1];                 \
-        acc[(K) - 1] = (VR) {0};                                                                       \
+        _Pragma("GCC unroll 64") for (int k = 0; k < ((K) - 1) * (NB); k++) acc[k] = acc[k + (NB)];    \
+        _Pragma("GCC unroll 8") for (int b = 0; b < (NB); b++) acc[((K) - 1) * (NB) + b] = (VR) {0};   \
     } while (0)
-DW_DSLIDE(dslide_full, V, DW_MLOAD_FULL, F(store_full))
-DW_DSLIDE(dslide_half, VH, DW_MLOAD_HALF, F(store_half))
+DW_DSLIDE(dslide_full, V, VL, DW_MLOAD_FULL, F(store_full))
+DW_DSLIDE(dslide_half, VH, VL / 2, DW_MLOAD_HALF, F(store_half))
 #undef DW_DSLIDE
 #undef DW_SLIDE_SHIFT
+
+// Vectors per column block of slide mode's wide rows: the most that keep the K * K broadcast weights,
+// NB * K accumulators and a loaded vector within the 32 vector registers (k7's weights spill).
+#define DW_SLIDE_NB(K) ((K) == 3 ? 4 : (K) == 5 ? 1 : 1)
+typedef void (*F(slide_fn))(const flat_geo *, const T *, const T *, T *);
+#define DW_SLIDE_SPEC(K)                                                                               \
+    static void F(slide_k##K)(const flat_geo *g, const T *src, const T *w, T *out) {                   \
+        if (g->ow <= VL / 2) F(dslide_half)(g, src, w, out, K, 1);                                     \
+        else if (g->ow <= VL) F(dslide_full)(g, src, w, out, K, 1);                                    \
+        else F(dslide_full)(g, src, w, out, K, DW_SLIDE_NB(K));                                        \
+    }
+DW_SLIDE_SPEC(3)
+DW_SLIDE_SPEC(5)
+DW_SLIDE_SPEC(7)
+#undef DW_SLIDE_SPEC
+#undef DW_SLIDE_NB
+
+static F(slide_fn) F(pick_slide)(const flat_geo *g) {
+    return g->kh == 3 ? F(slide_k3) : g->kh == 5 ? F(slide_k5) : F(slide_k7);
+}
 
 // Ring mode (AVX-512, stride 1): rows wider than a vector, without flat mode's copies of the whole
 // plane in and of the flat result out. The source rows that two output rows read (KH + 1 of them)
@@ -361,14 +408,8 @@ typedef void (*F(wgrad_fn))(const flat_geo *, const T *, const T *, V *);
 // modes; for the direct ones ph is the source plane itself).
 #if defined(DW_DIRECT)
 #define DW_DIRECT_CASES(K, S)                                                                          \
-        if (S == 1 && g->rows == DW_ROWS_DIRECT_FULL) {                                                \
-            if (g->slide) F(dslide_full)(g, ph, w, out, K); else F(drows_full)(g, ph, w, out, K, K);   \
-            return;                                                                                    \
-        }                                                                                              \
-        if (S == 1 && g->rows == DW_ROWS_DIRECT_HALF) {                                                \
-            if (g->slide) F(dslide_half)(g, ph, w, out, K); else F(drows_half)(g, ph, w, out, K, K);   \
-            return;                                                                                    \
-        }
+        if (S == 1 && g->rows == DW_ROWS_DIRECT_FULL) { F(drows_full)(g, ph, w, out, K, K); return; } \
+        if (S == 1 && g->rows == DW_ROWS_DIRECT_HALF) { F(drows_half)(g, ph, w, out, K, K); return; }
 #define DW_DIRECT_WGRAD_CASES(K, S)                                                                    \
         if (S == 1 && g->rows == DW_ROWS_DIRECT_FULL) { F(dwgrad_full)(g, ph, gy, acc, K, K); return; } \
         if (S == 1 && g->rows == DW_ROWS_DIRECT_HALF) { F(dwgrad_half)(g, ph, gy, acc, K, K); return; }
@@ -487,7 +528,8 @@ static int F(planes)(flat_geo *g, int64_t planes, int64_t c, const T *src, const
     if (threads > planes) threads = (int) planes;
     int failed = 0;
 #if defined(DW_DIRECT)
-    F(ring_fn) ring_fn = g->rows == DW_ROWS_RING ? F(pick_ring)(g) : NULL;
+    F(slide_fn) slide_fn = g->slide ? F(pick_slide)(g) : NULL;
+    F(ring_fn) ring_fn = !slide_fn && g->rows == DW_ROWS_RING ? F(pick_ring)(g) : NULL;
     size_t ring_bytes = ((size_t) (g->kh + 1) * (size_t) g->rpitch * sizeof(T) + 63) / 64 * 64;
 #endif
     #pragma omp parallel num_threads(threads)
@@ -509,6 +551,10 @@ static int F(planes)(flat_geo *g, int64_t planes, int64_t c, const T *src, const
             if (!ok) continue;
             if (p + 1 < planes) F(prefetch)(src + (p + 1) * in_plane, in_plane);
 #if defined(DW_DIRECT)
+            if (slide_fn) {
+                slide_fn(g, src + p * in_plane, w + (p % c) * taps, out + p * out_plane);
+                continue;
+            }
             if (ring_fn) {
                 ring_fn(g, src + p * in_plane, w + (p % c) * taps, out + p * out_plane, ring);
                 continue;

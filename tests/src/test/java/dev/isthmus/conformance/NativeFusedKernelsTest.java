@@ -104,12 +104,12 @@ class NativeFusedKernelsTest extends NativeKernelTestBase {
     /**
      * (N, C, H, W): odd and non-square images, the late-stage 7 x 7 and 14 x 14 planes, a 1-row image, and
      * rows wider than a vector (ring mode: odd heights, widths off the vector size, more row vectors than one
-     * block of them); heights 2, 4 and 6 are the fewest rows that slide mode takes for kernel 3, 5 and 7 ("same"
-     * padding), one row fewer than it takes for kernel 5 and 7, with widths filling a vector or half of one.
+     * block of them; slide mode's column blocks, whole and ragged); heights 2, 4 and 6 are the fewest rows that
+     * slide mode takes for kernel 3, 5 and 7 ("same" padding), and one row fewer, with narrow and wide rows.
      */
     private static final long[][] IMAGES = {{2, 3, 9, 13}, {1, 5, 7, 7}, {2, 4, 14, 14}, {3, 2, 31, 8}, {1, 2, 1, 5},
             {2, 3, 17, 5}, {1, 3, 23, 37}, {2, 2, 6, 75}, {1, 3, 6, 11}, {2, 2, 4, 16}, {1, 2, 2, 8}, {1, 2, 5, 4},
-            {1, 2, 3, 16}};
+            {1, 2, 3, 16}, {1, 2, 4, 40}, {1, 2, 2, 33}, {1, 1, 5, 70}};
 
     @Test
     void depthwiseConvolutionEveryWindowAndImage() {
