@@ -491,6 +491,7 @@ static int F(scratch_init)(F(scratch) *s, const flat_geo *g, int zero_tmp) {
     size_t elems = (size_t) nph * (size_t) g->psize + (size_t) g->nq4;
     size_t bytes = (elems * sizeof(T) + 63) / 64 * 64;
     s->mem = aligned_alloc(64, bytes);
+    s->ph = s->tmp = NULL;
     if (s->mem == NULL) return 0;
     memset(s->mem, 0, (size_t) nph * (size_t) g->psize * sizeof(T));
     s->ph = s->mem;

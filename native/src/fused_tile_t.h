@@ -180,13 +180,13 @@ static inline E TN(elog)(E x) {
 #else
 // float64: libm's log and exp, lane by lane.
 static inline E TN(elog)(E x) {
-    E r;
+    E r = x; // every lane is overwritten (an initialised vector keeps GCC from warning)
     for (int l = 0; l < EL; l++) r[l] = log(x[l]);
     return r;
 }
 
 static inline E TN(eexp)(E x) {
-    E r;
+    E r = x;
     for (int l = 0; l < EL; l++) r[l] = exp(x[l]);
     return r;
 }
