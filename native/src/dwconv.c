@@ -15,20 +15,21 @@
 // (pitch W + pw instead of W + 2 pw). Kernel 3, 5, 7 with stride 1 or 2 get their own compiled
 // copies (taps unrolled); other shapes take the same code with runtime sizes.
 //
-// On AVX-512, stride-1 planes wider than a vector take "ring mode" instead (dwconv_tmpl.h): source
-// rows copied one at a time into a small ring of zero-padded rows, taps cut from aligned vectors by
-// shuffles, two output rows at a time, stored straight into the output plane; the plane copy and
-// the flat result's copy cost flat mode about a third of its time at 56 x 56.
-//
-// Narrow planes (the 7 x 7 and 14 x 14 of EMO's last stages) waste lanes and time in that scheme,
+// Narrow planes (the 7 x 7 and 14 x 14 of EMO's last stages) waste lanes and time in flat mode,
 // so for those, "row mode" makes each output row one vector (of 8 or 16 lanes), keeps the filter
 // in registers, stores the row with a mask and skips the tap rows that read only padding. The
 // AVX-512 build goes further for stride 1 ("direct" row mode): a tap's vector is a masked load of
 // the source row itself, the lanes in the padding masked to zero, so the plane is not copied at
-// all; the weight gradient has the same direct form (one accumulator per tap). With "same" padding
-// (EMO's, at stride 1) the forward and the input gradient walk the source rows instead ("slide"
-// mode): each tap vector is loaded once and feeds every output row that reads it. The next plane is
-// prefetched while one computes.
+// all; the weight gradient has the same direct form (one accumulator per tap).
+//
+// On AVX-512, stride 1 with "same" padding (EMO's; kernel 3, 5, 7), the forward and the input
+// gradient take "slide" mode (dwconv_tmpl.h) at any width: direct masked loads as in direct row
+// mode, but walking the source rows, each tap vector loaded once and fed to every output row that
+// reads it, rows wider than a vector in column blocks. Other stride-1 planes wider than a vector
+// take "ring mode": source rows copied one at a time into a small ring of zero-padded rows, taps
+// cut from aligned vectors by shuffles, two output rows at a time, stored straight into the output
+// plane (the plane copy and the flat result's copy cost flat mode about a third of its time at
+// 56 x 56). The next plane is prefetched while one computes.
 //
 //   forward            correlation of x with w, stride s;
 //   gradient of input  correlation of gradOut, placed every s elements (zeros between) and padded
