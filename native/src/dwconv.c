@@ -42,8 +42,9 @@
 // row mode.
 // The weight gradient sums lanes per plane in the dtype, folds the lanes into double every few
 // planes (a fixed count that depends only on the plane size), and combines the lanes pairwise at
-// the end. Padding taps multiply zeros, as the composite definition (unfold + matmul) does, where
-// the reference skips them: the two differ only for non-finite values next to the border.
+// the end. Padding columns multiply zeros, as the composite definition (unfold + matmul) does; tap
+// rows that read only padding are skipped in row, ring and slide mode, multiplied in flat mode; the
+// reference skips every padding tap: they differ only for non-finite weights next to the border.
 //
 // Threads: planes run in parallel (static schedule) for the forward and the input gradient, each
 // output written by one thread; the weight gradient runs channels in parallel, each channel's

@@ -251,12 +251,12 @@ DW_DSLIDE(dslide_half, VH, VL / 2, DW_MLOAD_HALF, F(store_half))
 
 // Vectors per column block of slide mode's wide rows: the most that keep the K * K broadcast weights,
 // NB * K accumulators and a loaded vector within the 32 vector registers (k7's weights spill).
-#define DW_SLIDE_NB(K) ((K) == 3 ? 4 : (K) == 5 ? 1 : 1)
+#define DW_SLIDE_NB(K) ((K) == 3 ? 4 : 1)
 typedef void (*F(slide_fn))(const flat_geo *, const T *, const T *, T *);
 #define DW_SLIDE_SPEC(K)                                                                               \
     static void F(slide_k##K)(const flat_geo *g, const T *src, const T *w, T *out) {                   \
         if (g->ow <= VL / 2) F(dslide_half)(g, src, w, out, K, 1);                                     \
-        else if (g->ow <= VL) F(dslide_full)(g, src, w, out, K, 1);                                    \
+        else if (g->ow <= VL || DW_SLIDE_NB(K) == 1) F(dslide_full)(g, src, w, out, K, 1);             \
         else F(dslide_full)(g, src, w, out, K, DW_SLIDE_NB(K));                                        \
     }
 DW_SLIDE_SPEC(3)
@@ -528,15 +528,18 @@ static int F(planes)(flat_geo *g, int64_t planes, int64_t c, const T *src, const
     int threads = par_threads(work);
     if (threads > planes) threads = (int) planes;
     int failed = 0;
+    // The modes that read the source plane itself need no phase or flat buffers.
+    int packs = g->rows != DW_ROWS_DIRECT_FULL && g->rows != DW_ROWS_DIRECT_HALF;
 #if defined(DW_DIRECT)
     F(slide_fn) slide_fn = g->slide ? F(pick_slide)(g) : NULL;
     F(ring_fn) ring_fn = !slide_fn && g->rows == DW_ROWS_RING ? F(pick_ring)(g) : NULL;
     size_t ring_bytes = ((size_t) (g->kh + 1) * (size_t) g->rpitch * sizeof(T) + 63) / 64 * 64;
+    if (slide_fn || ring_fn) packs = 0;
 #endif
     #pragma omp parallel num_threads(threads)
     {
-        F(scratch) s;
-        int ok = F(scratch_init)(&s, g, 0);
+        F(scratch) s = {0};
+        int ok = packs ? F(scratch_init)(&s, g, 0) : 1;
 #if defined(DW_DIRECT)
         // Ring mode's rows: zeroed once, then only their data columns are ever written.
         T *ring = ok && ring_fn ? aligned_alloc(64, ring_bytes) : NULL;
