@@ -112,6 +112,16 @@ typedef struct dw_move { int64_t src, dst, n; int kind; } dw_move;
 
 static int flat_moves(flat_geo *g);
 
+// The lanes of a vector of `lanes` outputs starting at output column x0 whose tap column j reads
+// data: output x reads source column x - pl + j, inside the row [0, ws) for an output x < ow.
+static inline uint32_t dw_data_lanes(int64_t x0, int lanes, int64_t ow, int64_t pl, int j, int64_t ws) {
+    int64_t lo = pl - j - x0, hi = ws + pl - j - x0;
+    if (lo < 0) lo = 0;
+    if (hi > ow - x0) hi = ow - x0;
+    if (hi > lanes) hi = lanes;
+    return hi > lo ? (uint32_t) ((1ull << hi) - (1ull << lo)) : 0;
+}
+
 // Sets up the geometry and its moves; returns 0 when out of memory (flat_free releases the moves).
 static int flat_init(flat_geo *g, int kh, int kw, int sh, int sw, int dh, int dw, int64_t pt, int64_t pl, int64_t hs,
                      int64_t ws, int64_t oh, int64_t ow, int vl) {
@@ -152,12 +162,7 @@ static int flat_init(flat_geo *g, int kh, int kw, int sh, int sw, int dh, int dw
     // tap column j that read source column x - pl + j inside the row.
     g->has_colmask = 0;
     if (sh == 1 && sw == 1 && dh == 1 && dw == 1 && kw <= 8 && ow <= 16) {
-        for (int j = 0; j < kw; j++) {
-            uint32_t m = 0;
-            for (int64_t x = 0; x < ow; x++)
-                if (x - pl + j >= 0 && x - pl + j < ws) m |= 1u << x;
-            g->colmask[j] = m;
-        }
+        for (int j = 0; j < kw; j++) g->colmask[j] = dw_data_lanes(0, 16, ow, pl, j, ws);
         g->has_colmask = 1;
     }
     // Slide mode (AVX-512; dwconv_tmpl.h): stride 1, no spreading, kernel 3, 5 or 7 with "same" padding

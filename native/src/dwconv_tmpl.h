@@ -203,16 +203,10 @@ DW_DROWS(drows_half, VH, DW_MLOAD_HALF, F(store_half))
         VR wv[64];                                                                                     \
         _Pragma("GCC unroll 64") for (int t = 0; t < K * K; t++) wv[t] = w[t] - (VR) {0};              \
         for (int64_t x0 = 0; x0 < ow; x0 += NB * RL) {                                                 \
-            /* lane l of vector b, tap column j: output x = x0 + b * RL + l reads column x - pl + j */ \
-            uint32_t cm[8 * 8];                                                                        \
+            uint32_t cm[8 * 8]; /* per vector b and tap column j, the lanes that read data */          \
             _Pragma("GCC unroll 8") for (int b = 0; b < NB; b++) {                                     \
-                _Pragma("GCC unroll 8") for (int j = 0; j < K; j++) {                                  \
-                    int64_t xb = x0 + b * RL, lo = pl - j - xb, hi = ws + pl - j - xb;                 \
-                    if (lo < 0) lo = 0;                                                                \
-                    if (hi > ow - xb) hi = ow - xb;                                                    \
-                    if (hi > RL) hi = RL;                                                              \
-                    cm[b * K + j] = hi > lo ? (uint32_t) ((1ull << hi) - (1ull << lo)) : 0;            \
-                }                                                                                      \
+                _Pragma("GCC unroll 8") for (int j = 0; j < K; j++)                                    \
+                    cm[b * K + j] = dw_data_lanes(x0 + b * RL, RL, ow, pl, j, ws);                     \
             }                                                                                          \
             VR acc[8 * 8];                                                                             \
             _Pragma("GCC unroll 64") for (int k = 0; k < K * NB; k++) acc[k] = (VR) {0};               \
