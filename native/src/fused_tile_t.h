@@ -304,9 +304,43 @@ static void TN(gemm)(int kind, int add, int64_t nr, int64_t nvec, int64_t C, con
 // ---- packing ----------------------------------------------------------------------------------
 
 // Rows [i0, i0 + mq) of an (L, w) matrix as a tile [e][lane] (w x TM), times s; lanes mq..ml are 0.
+#if T_SIZE == 4 && defined(__AVX2__)
+// An 8 x 8 block: rows l0..l0+7, features e0..e0+7 of x (row stride w), times s, transposed into
+// xt's columns e0..e0+7 at lanes l0..l0+7: eight loads, the usual three shuffle stages, eight stores
+// (a scalar transpose writes one element per instruction).
+static inline void TN(pack_block8)(const T *x, int64_t w, __m256 s, T *xt) {
+    __m256 r[8], t[8], u[8];
+    for (int i = 0; i < 8; i++) r[i] = _mm256_mul_ps(s, _mm256_loadu_ps(x + i * w));
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);       // rows i, i+1 interleaved, elements 0 1 (4 5)
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);   // elements 2 3 (6 7)
+    }
+    for (int i = 0; i < 8; i += 4) {
+        u[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));       // element 0 (4) of rows i..i+3
+        u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));   // element 1 (5)
+        u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));   // element 2 (6)
+        u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));   // element 3 (7)
+    }
+    for (int k = 0; k < 4; k++) {
+        _mm256_storeu_ps(xt + k * TM, _mm256_permute2f128_ps(u[k], u[k + 4], 0x20));
+        _mm256_storeu_ps(xt + (k + 4) * TM, _mm256_permute2f128_ps(u[k], u[k + 4], 0x31));
+    }
+}
+#endif
+
 static void TN(pack_tile_t)(const T *x, int64_t mq, int64_t ml, int64_t w, T s, T *xt) {
+    int64_t l0 = 0;
+#if T_SIZE == 4 && defined(__AVX2__)
+    // Whole 8 x 8 blocks first; the rows and features past them go element by element below.
+    int64_t w8 = w / 8 * 8;
+    for (; l0 + 8 <= mq; l0 += 8) {
+        for (int64_t e = 0; e < w8; e += 8) TN(pack_block8)(x + l0 * w + e, w, _mm256_set1_ps(s), xt + e * TM + l0);
+        for (int64_t l = l0; l < l0 + 8; l++)
+            for (int64_t e = w8; e < w; e++) xt[e * TM + l] = s * x[l * w + e];
+    }
+#endif
     // Row by row: contiguous reads, and the TM-strided writes stay within a few KiB.
-    for (int64_t l = 0; l < mq; l++) {
+    for (int64_t l = l0; l < mq; l++) {
         const T *row = x + l * w;
         for (int64_t e = 0; e < w; e++) xt[e * TM + l] = s * row[e];
     }

@@ -23,8 +23,10 @@
 // over j), and every column gets gb += dzᵀ a / sqrt(ds), accumulated over the tiles of a batch-head
 // in tile order by the one thread that owns the batch-head (for V Vᵀ, a and b are both vs, and both
 // parts go into gradV, rows first). When no student entry of a row is floored, m = 1 and
-// sum_k T_k = 1, so dz = c (S_j - T_j). The teacher's logits are recomputed here: the kernel gets no
-// saved state from the forward.
+// sum_k T_k = 1, so dz = c (S_j - T_j). The backward computes the loss alongside (one pass over a
+// row's logits stores its two exponentials per entry for both the KL and dz), so a training step's
+// forward and backward are one call that computes each product and exponential once; the backward
+// alone recomputes the teacher's logits (the kernel gets no saved state from a forward).
 //
 // Precision as attention.c: float32 products and sums in float32, exponentials within 3.2 ulp; each
 // row's KL goes to double before the rows are summed.
