@@ -147,8 +147,9 @@ ISTHMUS_API int isthmus_adam_update(int dt, int64_t n, const int64_t *offs, cons
 }
 
 ISTHMUS_API int isthmus_softmax_backward(int dt, int rank, const int64_t *meta, int64_t len, int64_t y_step,
-                                         int64_t g_step, int64_t out_step, const void *y, const void *g, void *out) {
-    return isthmus_active()->softmax_backward(dt, rank, meta, len, y_step, g_step, out_step, y, g, out);
+                                         int64_t g_step, int64_t out_step, const void *y, const void *g, void *out,
+                                         int accumulate) {
+    return isthmus_active()->softmax_backward(dt, rank, meta, len, y_step, g_step, out_step, y, g, out, accumulate);
 }
 
 // batchnorm.c, pool.c

@@ -112,7 +112,7 @@ typedef struct {
     int (*adam_update)(int dt, int64_t n, const int64_t *offs, const double *hp, int decoupled, void *p, const void *g,
                        void *m, void *v);
     int (*softmax_backward)(int dt, int rank, const int64_t *meta, int64_t len, int64_t y_step, int64_t g_step,
-                            int64_t out_step, const void *y, const void *g, void *out);
+                            int64_t out_step, const void *y, const void *g, void *out, int accumulate);
     // batchnorm.c, pool.c
     int (*batch_norm_forward)(int dt, const int64_t *dims, int training, double momentum, double eps, const void *x,
                               const void *w, const void *b, void *rm, void *rv, void *out, void *mean, void *rstd);

@@ -16,12 +16,14 @@
 // k % 16 (D / 16 terms per lane summed in the dtype, the lanes then combined in double).
 // gradWeight = sum over rows of gradOut * xhat and gradBias = sum of gradOut are summed over fixed
 // blocks of LN_BLOCK rows (in T within a block, rows in order), and the block partials added in
-// double in block order: the same bits for any thread count.
+// double in block order: the same bits for any thread count. With the accumulate flag, each of
+// gradX, gradWeight and gradBias gets its value added to what it holds, in the same pass (gradX's
+// product and add may be fused into one rounding).
 //
 // Rows (blocks of rows for the backward) run in parallel, static schedule.
 //
 // dims = [rows, D, off of each operand in the order the function names them]; the backward's dims
-// end with gradOut's row and element strides.
+// end with gradOut's row and element strides and the accumulate flag.
 #include "moments.h"
 #include <stdlib.h>
 
@@ -168,7 +170,7 @@ LN_FORWARD(double)
 // k % 16: D / 16 terms per lane summed in float, the lanes then combined in double.
 static inline __attribute__((always_inline)) void ln_backward_rows_float(
         const int R, int64_t d, const float *const *g, const float *const *x, const double *mu, const double *rsd,
-        const float *w, float *const *gx, float *pw, float *pb) {
+        const float *w, float *const *gx, float *pw, float *pb, int acc) {
     float hi[2], lo[2], rs[2], meanG[2], meanGX[2];
     vf16 f1[2], f2[2];
     for (int k = 0; k < R; k++) {
@@ -212,7 +214,8 @@ static inline __attribute__((always_inline)) void ln_backward_rows_float(
         for (int k = 0; k < R; k++) {
             vf16 gv = LD(vf16, g[k] + e), xh = ((LD(vf16, x[k] + e) - hi[k]) - lo[k]) * rs[k];
             vf16 gh = w != NULL ? gv * LD(vf16, w + e) : gv;
-            ST(gx[k] + e, rs[k] * ((gh - meanG[k]) - xh * meanGX[k]));
+            vf16 v = rs[k] * ((gh - meanG[k]) - xh * meanGX[k]);
+            ST(gx[k] + e, acc ? LD(vf16, gx[k] + e) + v : v);
             sw += gv * xh;
             sb += gv;
         }
@@ -222,7 +225,8 @@ static inline __attribute__((always_inline)) void ln_backward_rows_float(
     for (; e < d; e++) {
         for (int k = 0; k < R; k++) {
             float xh = ((x[k][e] - hi[k]) - lo[k]) * rs[k], gh = w != NULL ? g[k][e] * w[e] : g[k][e];
-            gx[k][e] = rs[k] * ((gh - meanG[k]) - xh * meanGX[k]);
+            float v = rs[k] * ((gh - meanG[k]) - xh * meanGX[k]);
+            gx[k][e] = acc ? gx[k][e] + v : v;
             if (pw != NULL) pw[e] += g[k][e] * xh;
             if (pb != NULL) pb[e] += g[k][e];
         }
@@ -230,22 +234,22 @@ static inline __attribute__((always_inline)) void ln_backward_rows_float(
 }
 
 static void ln_backward_row_float(int64_t d, const float *g, const float *x, double mu, double rs, const float *w,
-                                  float *gx, float *pw, float *pb) {
-    ln_backward_rows_float(1, d, &g, &x, &mu, &rs, w, &gx, pw, pb);
+                                  float *gx, float *pw, float *pb, int acc) {
+    ln_backward_rows_float(1, d, &g, &x, &mu, &rs, w, &gx, pw, pb, acc);
 }
 
 // Rows a and b (b after a in the partials).
 static void ln_backward_pair_float(int64_t d, const float *ga, const float *gb, const float *xa, const float *xb,
                                    double mua, double mub, double rsa, double rsb, const float *w, float *gxa,
-                                   float *gxb, float *pw, float *pb) {
+                                   float *gxb, float *pw, float *pb, int acc) {
     const float *g[2] = {ga, gb}, *x[2] = {xa, xb};
     double mu[2] = {mua, mub}, rs[2] = {rsa, rsb};
     float *gx[2] = {gxa, gxb};
-    ln_backward_rows_float(2, d, g, x, mu, rs, w, gx, pw, pb);
+    ln_backward_rows_float(2, d, g, x, mu, rs, w, gx, pw, pb, acc);
 }
 
 static void ln_backward_row_double(int64_t d, const double *g, const double *x, double mu, double rs,
-                                   const double *w, double *gx, double *pw, double *pb) {
+                                   const double *w, double *gx, double *pw, double *pb, int acc) {
     double l1[SUM_LANES] = {0}, l2[SUM_LANES] = {0};
     for (int64_t e = 0; e < d; e++) {
         double xh = (x[e] - mu) * rs, gh = w != NULL ? g[e] * w[e] : g[e];
@@ -256,7 +260,8 @@ static void ln_backward_row_double(int64_t d, const double *g, const double *x, 
     #pragma omp simd
     for (int64_t e = 0; e < d; e++) {
         double xh = (x[e] - mu) * rs, gh = w != NULL ? g[e] * w[e] : g[e];
-        gx[e] = rs * ((gh - meanG) - xh * meanGX);
+        double v = rs * ((gh - meanG) - xh * meanGX);
+        gx[e] = acc ? gx[e] + v : v;
         if (pw != NULL) pw[e] += g[e] * xh;
         if (pb != NULL) pb[e] += g[e];
     }
@@ -264,16 +269,16 @@ static void ln_backward_row_double(int64_t d, const double *g, const double *x, 
 
 static void ln_backward_pair_double(int64_t d, const double *ga, const double *gb, const double *xa, const double *xb,
                                     double mua, double mub, double rsa, double rsb, const double *w, double *gxa,
-                                    double *gxb, double *pw, double *pb) {
-    ln_backward_row_double(d, ga, xa, mua, rsa, w, gxa, pw, pb);
-    ln_backward_row_double(d, gb, xb, mub, rsb, w, gxb, pw, pb);
+                                    double *gxb, double *pw, double *pb, int acc) {
+    ln_backward_row_double(d, ga, xa, mua, rsa, w, gxa, pw, pb, acc);
+    ln_backward_row_double(d, gb, xb, mub, rsb, w, gxb, pw, pb, acc);
 }
 
 // gradOut's row r starts at g + r * gsr; with gse = 0 a row is one value repeated (a broadcast),
 // spread into a row buffer first.
 #define LN_BACKWARD(T)                                                                             \
     static int ln_backward_##T(int64_t rows, int64_t d, const T *g, int64_t gsr, int64_t gse, const T *x, \
-                               const T *mean, const T *rstd, const T *w, T *gx, T *gw, T *gb) {    \
+                               const T *mean, const T *rstd, const T *w, T *gx, T *gw, T *gb, int acc) { \
         int64_t blocks = (rows + LN_BLOCK - 1) / LN_BLOCK;                                         \
         int per = (gw != NULL) + (gb != NULL);                                                     \
         T *part = NULL;                                                                            \
@@ -307,10 +312,10 @@ static void ln_backward_pair_double(int64_t d, const double *ga, const double *g
                 if (r + 1 < r1)                                                                    \
                     ln_backward_pair_##T(d, gr[0], gr[1], x + r * d, x + (r + 1) * d, (double) mean[r], \
                                          (double) mean[r + 1], (double) rstd[r], (double) rstd[r + 1], w, \
-                                         gx + r * d, gx + (r + 1) * d, pw, pb);                    \
+                                         gx + r * d, gx + (r + 1) * d, pw, pb, acc);               \
                 else                                                                               \
                     ln_backward_row_##T(d, gr[0], x + r * d, (double) mean[r], (double) rstd[r], w, gx + r * d, \
-                                        pw, pb);                                                   \
+                                        pw, pb, acc);                                              \
             }                                                                                      \
             free(spread);                                                                          \
         }                                                                                          \
@@ -321,21 +326,21 @@ static void ln_backward_pair_double(int64_t d, const double *ga, const double *g
         if (per > 0) {                                                                             \
             /* Block partials summed in block order for every element, a row of partials at a time: \
                the additions run across elements (vectors) instead of one dependent chain each. */ \
-            double *acc = calloc((size_t) (per * d), sizeof(double));                              \
-            if (acc == NULL) {                                                                     \
+            double *sums = calloc((size_t) (per * d), sizeof(double));                              \
+            if (sums == NULL) {                                                                     \
                 free(part);                                                                        \
                 return ST_NO_MEMORY;                                                               \
             }                                                                                      \
             for (int64_t bk = 0; bk < blocks; bk++) {                                              \
                 const T *row = part + bk * per * d;                                                \
                 _Pragma("omp simd")                                                                \
-                for (int64_t e = 0; e < per * d; e++) acc[e] += (double) row[e];                   \
+                for (int64_t e = 0; e < per * d; e++) sums[e] += (double) row[e];                   \
             }                                                                                      \
             for (int k = 0; k < per; k++) {                                                        \
                 T *dst = k == 0 && gw != NULL ? gw : gb;                                           \
-                for (int64_t e = 0; e < d; e++) dst[e] = (T) acc[k * d + e];                       \
+                for (int64_t e = 0; e < d; e++) dst[e] = acc ? dst[e] + (T) sums[k * d + e] : (T) sums[k * d + e]; \
             }                                                                                      \
-            free(acc);                                                                             \
+            free(sums);                                                                             \
             free(part);                                                                            \
         }                                                                                          \
         return ST_OK;                                                                              \
@@ -370,13 +375,13 @@ int ISA_FN(k_layer_norm_backward)(int dt, const int64_t *dims, const void *gy, c
     if (dt == DT_F32) {
         return ln_backward_float(rows, d, (const float *) gy + o[0], o[8], o[9], (const float *) x + o[1], (const float *) mean + o[2],
                                  (const float *) rstd + o[3], w ? (const float *) w + o[4] : NULL, (float *) gx + o[5],
-                                 gw ? (float *) gw + o[6] : NULL, gb ? (float *) gb + o[7] : NULL);
+                                 gw ? (float *) gw + o[6] : NULL, gb ? (float *) gb + o[7] : NULL, o[10] != 0);
     }
     if (dt == DT_F64) {
         return ln_backward_double(rows, d, (const double *) gy + o[0], o[8], o[9], (const double *) x + o[1],
                                   (const double *) mean + o[2], (const double *) rstd + o[3],
                                   w ? (const double *) w + o[4] : NULL, (double *) gx + o[5],
-                                  gw ? (double *) gw + o[6] : NULL, gb ? (double *) gb + o[7] : NULL);
+                                  gw ? (double *) gw + o[6] : NULL, gb ? (double *) gb + o[7] : NULL, o[10] != 0);
     }
     return ST_BAD_ARGUMENT;
 }

@@ -67,46 +67,60 @@ static inline vf16 sm_exp16(vf16 v) {
     return (vf16) ((vi16) result & ~under);
 }
 
-static void line_f32(int is_log, const float *x, float *o, int64_t len) {
-    float m = -INFINITY;
-    int nan = 0;
-    #pragma omp simd reduction(max:m) reduction(|:nan)
-    for (int64_t k = 0; k < len; k++) {
-        float v = x[k];
-        nan |= v != v;
-        m = v > m ? v : m;
+// R contiguous lines (R = 1 or 2, a constant once inlined). A line's sum is one chain of dependent
+// additions (the canonical order), which bounds a line alone; two lines side by side keep two
+// chains in flight. Each line gets the bits it gets alone.
+static inline __attribute__((always_inline)) void lines_f32(int is_log, int R, const float *const *x, float *const *o,
+                                                            int64_t len) {
+    float m[2];
+    for (int r = 0; r < R; r++) {
+        const float *xr = x[r];
+        float mr = -INFINITY;
+        int nan = 0;
+        #pragma omp simd reduction(max:mr) reduction(|:nan)
+        for (int64_t k = 0; k < len; k++) {
+            float v = xr[k];
+            nan |= v != v;
+            mr = v > mr ? v : mr;
+        }
+        m[r] = nan ? NAN : mr;
     }
-    if (nan) m = NAN;
     // Sixteen elements at a time, the last chunk padded with -inf (whose exponential adds an exact
     // 0): element k goes to lane k % 8 as (lane + e[k]) + e[k + 8], the canonical order.
-    vd8 acc = {0};
+    vd8 acc[2] = {{0}, {0}};
     for (int64_t k = 0; k < len; k += 2 * SUM_LANES) {
         int64_t n = len - k < 2 * SUM_LANES ? len - k : 2 * SUM_LANES;
-        vf16 ev;
-        if (n == 2 * SUM_LANES) {
-            vf16 xv;
-            memcpy(&xv, x + k, sizeof xv);
-            ev = sm_exp16(xv - m);
-            if (!is_log) memcpy(o + k, &ev, sizeof ev);
-        } else {
-            ev = sm_exp16(load_tail16(x + k, n, -INFINITY) - m);
-            if (!is_log) store_tail16(o + k, ev, n);
+        for (int r = 0; r < R; r++) {
+            vf16 ev;
+            if (n == 2 * SUM_LANES) {
+                vf16 xv;
+                memcpy(&xv, x[r] + k, sizeof xv);
+                ev = sm_exp16(xv - m[r]);
+                if (!is_log) memcpy(o[r] + k, &ev, sizeof ev);
+            } else {
+                ev = sm_exp16(load_tail16(x[r] + k, n, -INFINITY) - m[r]);
+                if (!is_log) store_tail16(o[r] + k, ev, n);
+            }
+            vd8 lo, hi;
+            widen16(ev, &lo, &hi);
+            acc[r] = (acc[r] + lo) + hi;
         }
-        vd8 lo, hi;
-        widen16(ev, &lo, &hi);
-        acc = (acc + lo) + hi;
     }
-    double l[SUM_LANES];
-    memcpy(l, &acc, sizeof l);
-    double sum = lanes_sum(l);
-    if (is_log) {
-        double ls = log(sum);
-        #pragma omp simd
-        for (int64_t q = 0; q < len; q++) o[q] = (float) (((double) x[q] - (double) m) - ls);
-    } else {
-        float inv = (float) (1.0 / sum);
-        #pragma omp simd
-        for (int64_t q = 0; q < len; q++) o[q] = o[q] * inv;
+    for (int r = 0; r < R; r++) {
+        const float *xr = x[r];
+        float *orow = o[r], mr = m[r];
+        double l[SUM_LANES];
+        memcpy(l, &acc[r], sizeof l);
+        double sum = lanes_sum(l);
+        if (is_log) {
+            double ls = log(sum);
+            #pragma omp simd
+            for (int64_t q = 0; q < len; q++) orow[q] = (float) (((double) xr[q] - (double) mr) - ls);
+        } else {
+            float inv = (float) (1.0 / sum);
+            #pragma omp simd
+            for (int64_t q = 0; q < len; q++) orow[q] = orow[q] * inv;
+        }
     }
 }
 
@@ -231,7 +245,13 @@ static void sm_row(void *vctx, char **p, const int64_t *s, int64_t n) {
         const float *x = (const float *) p[0];
         float *o = (float *) p[1];
         if (xs == 1 && os == 1) {
-            for (int64_t i = 0; i < n; i++) line_f32(c->is_log, x + i * s[0], o + i * s[1], len);
+            int64_t i = 0;
+            for (; i + 2 <= n; i += 2) {
+                const float *xs2[2] = {x + i * s[0], x + (i + 1) * s[0]};
+                float *os2[2] = {o + i * s[1], o + (i + 1) * s[1]};
+                lines_f32(c->is_log, 2, xs2, os2, len);
+            }
+            if (i < n) lines_f32(c->is_log, 1, (const float *const[]) {x + i * s[0]}, (float *const[]) {o + i * s[1]}, len);
         } else if (s[0] == 1 && s[1] == 1) {
             for (int64_t i = 0; i < n; i += SM_LANES)
                 block_f32(c->is_log, x + i, xs, o + i, os, len, n - i < SM_LANES ? n - i : SM_LANES);

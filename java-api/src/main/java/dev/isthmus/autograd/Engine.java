@@ -10,6 +10,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.function.BiConsumer;
 import java.util.function.BinaryOperator;
+import java.util.function.Function;
 
 /**
  * Reverse-mode differentiation over the recorded graph. Nodes are visited in reverse topological
@@ -49,7 +50,7 @@ public final class Engine {
             }
             wanted.put(t, null);
         }
-        run(outputs, gradOutputs, options, add, wanted, null);
+        run(outputs, gradOutputs, options, add, wanted, null, null);
         List<Tensor> result = new ArrayList<>();
         for (Tensor t : inputs) {
             Tensor g = wanted.get(t);
@@ -69,10 +70,16 @@ public final class Engine {
      * into its buffer rather than a fresh sum of the two and then a third pass adding that in. So a
      * backward pass that fails part way (an op's rule throws) may leave some leaves' gradients
      * already added to, as in PyTorch.
+     *
+     * <p>{@code leafBuffer} gives a leaf's gradient buffer when it can be added into in place (else
+     * null). When no graph is recorded, each rule is offered those of its leaf inputs
+     * ({@link BackwardFn#apply(Tensor, Tensor[])}), so a fused kernel can add its result straight into
+     * the buffer; what a rule returns instead goes to {@code accumulateLeaf}.
      */
     public static void backward(List<Tensor> outputs, List<Tensor> gradOutputs, Options options,
-                                BinaryOperator<Tensor> add, BiConsumer<Tensor, Tensor> accumulateLeaf) {
-        run(outputs, gradOutputs, options, add, new IdentityHashMap<>(), accumulateLeaf);
+                                BinaryOperator<Tensor> add, BiConsumer<Tensor, Tensor> accumulateLeaf,
+                                Function<Tensor, Tensor> leafBuffer) {
+        run(outputs, gradOutputs, options, add, new IdentityHashMap<>(), accumulateLeaf, leafBuffer);
     }
 
     /**
@@ -80,18 +87,20 @@ public final class Engine {
      * backward() it stays empty and every leaf's gradients go to {@code leafSink} instead.
      */
     private static void run(List<Tensor> outputs, List<Tensor> gradOutputs, Options options,
-                            BinaryOperator<Tensor> add, Map<Tensor, Tensor> captured, BiConsumer<Tensor, Tensor> leafSink) {
+                            BinaryOperator<Tensor> add, Map<Tensor, Tensor> captured, BiConsumer<Tensor, Tensor> leafSink,
+                            Function<Tensor, Tensor> leafBuffer) {
         boolean wasIntoLeaves = INTO_LEAVES.get();
         INTO_LEAVES.set(leafSink != null);
         try {
-            pass(outputs, gradOutputs, options, add, captured, leafSink);
+            pass(outputs, gradOutputs, options, add, captured, leafSink, options.createGraph() ? null : leafBuffer);
         } finally {
             INTO_LEAVES.set(wasIntoLeaves);
         }
     }
 
     private static void pass(List<Tensor> outputs, List<Tensor> gradOutputs, Options options,
-                             BinaryOperator<Tensor> add, Map<Tensor, Tensor> captured, BiConsumer<Tensor, Tensor> leafSink) {
+                             BinaryOperator<Tensor> add, Map<Tensor, Tensor> captured, BiConsumer<Tensor, Tensor> leafSink,
+                             Function<Tensor, Tensor> leafBuffer) {
         if (outputs.size() != gradOutputs.size()) {
             throw new IllegalArgumentException("backward: " + outputs.size() + " outputs but "
                     + gradOutputs.size() + " output gradients");
@@ -135,7 +144,9 @@ public final class Engine {
                 if (captured.containsKey(t)) captured.put(t, g);
                 List<Tensor> ins = node.inputs();
                 // A node whose output received no gradient still releases its inputs' counts.
-                Tensor[] inGrads = g == null ? new Tensor[ins.size()] : applyNode(node, g, options);
+                // A gradient the rule added into a leaf's buffer comes back null: nothing left to add.
+                Tensor[] inGrads = g == null ? new Tensor[ins.size()]
+                        : applyNode(node, g, options, leafBuffer == null ? null : destinations(ins, leafBuffer));
                 if (inGrads.length != ins.size()) {
                     throw new IllegalStateException(node.opName() + ": backward returned " + inGrads.length
                             + " gradients for " + ins.size() + " inputs");
@@ -158,12 +169,26 @@ public final class Engine {
         }
     }
 
-    private static Tensor[] applyNode(Node node, Tensor g, Options options) {
-        if (!(options.createGraph() && node.onceDifferentiable())) return node.apply(g, options.retainGraph());
+    /** The gradient buffers of a node's leaf inputs that can be added into (null where none; null if none at all). */
+    private static Tensor[] destinations(List<Tensor> ins, Function<Tensor, Tensor> leafBuffer) {
+        Tensor[] into = null;
+        for (int i = 0; i < ins.size(); i++) {
+            Tensor in = ins.get(i);
+            if (in == null || !in.requiresGrad() || in.gradFn() != null) continue;
+            Tensor buffer = leafBuffer.apply(in);
+            if (buffer == null) continue;
+            if (into == null) into = new Tensor[ins.size()];
+            into[i] = buffer;
+        }
+        return into;
+    }
+
+    private static Tensor[] applyNode(Node node, Tensor g, Options options, Tensor[] into) {
+        if (!(options.createGraph() && node.onceDifferentiable())) return node.apply(g, options.retainGraph(), into);
         // Compute the gradients without recording, then mark them as non-differentiable results.
         Tensor[] grads;
         try (GradMode.Restore off = GradMode.noGrad()) {
-            grads = node.apply(g, options.retainGraph());
+            grads = node.apply(g, options.retainGraph(), null);
         }
         for (int i = 0; i < grads.length; i++) {
             Tensor gi = grads[i];

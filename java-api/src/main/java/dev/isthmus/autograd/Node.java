@@ -28,14 +28,15 @@ public final class Node implements GradNode {
 
     public boolean onceDifferentiable() { return onceDifferentiable; }
 
-    Tensor[] apply(Tensor gradOutput, boolean retain) {
+    /** The rule's gradients; {@code into} as {@link BackwardFn#apply(Tensor, Tensor[])}, or null for none. */
+    Tensor[] apply(Tensor gradOutput, boolean retain, Tensor[] into) {
         BackwardFn fn = backward;
         if (fn == null) {
             throw new IllegalStateException(opName + ": backward through the graph a second time; its saved "
                     + "tensors were freed by the first backward (pass retainGraph=true to keep them)");
         }
         if (!retain) backward = null;
-        return fn.apply(gradOutput);
+        return into == null ? fn.apply(gradOutput) : fn.apply(gradOutput, into);
     }
 
     /**

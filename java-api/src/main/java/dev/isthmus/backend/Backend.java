@@ -39,10 +39,11 @@ public interface Backend {
 
     /**
      * The gradient of {@link #softmax} (not the log form) along {@code dim}, from its output y:
-     * gradX = y · (gradOut - sum over dim of gradOut · y). y, gradOut and gradX have one shape, any
-     * strides; gradX overlaps neither input.
+     * gradX = y · (gradOut - sum over dim of gradOut · y), or, with {@code accumulate}, gradX plus that
+     * (a leaf's gradient summed into its buffer in the same pass, within rounding of adding it
+     * afterwards). y, gradOut and gradX have one shape, any strides; gradX overlaps neither input.
      */
-    void softmaxBackward(Strided y, Strided gradOut, int dim, Strided gradX);
+    void softmaxBackward(Strided y, Strided gradOut, int dim, Strided gradX, boolean accumulate);
 
     /** Batched matrix product: a (B, M, K), b (B, K, N), out (B, M, N), any strides. */
     void matmul(Strided a, Strided b, Strided out);
@@ -136,10 +137,11 @@ public interface Backend {
      * mean(ĝ x̂)) per row; gradWeight = sum over rows of gradOut · x̂ and gradBias = sum over rows of
      * gradOut, each null when not wanted (and gradWeight null when weight is). Unlike the other
      * operands, gradOut may also be a broadcast view, with stride 0 along either dim (the gradient of
-     * a sum is one), or any row stride with unit element stride.
+     * a sum is one), or any row stride with unit element stride. With {@code accumulate}, each gradient
+     * is added to what its output holds, as in {@link #softmaxBackward}.
      */
     void layerNormBackward(Strided gradOut, Strided x, Strided mean, Strided rstd, Strided weight, Strided gradX,
-                           Strided gradWeight, Strided gradBias);
+                           Strided gradWeight, Strided gradBias, boolean accumulate);
 
     /**
      * Batch normalisation of x (N, C, S) per channel c, over its N · S values (S is 1 for an (N, C)

@@ -1,5 +1,6 @@
 package dev.isthmus.ops;
 
+import dev.isthmus.autograd.BackwardFn;
 import dev.isthmus.autograd.GradMode;
 import dev.isthmus.backend.Kernels.Binary;
 import dev.isthmus.backend.Kernels.Unary;
@@ -117,21 +118,25 @@ public final class Activations {
         int d = Tensor.normalizeDim(dim, x.dim());
         Tensor y = Tensor.empty(x.dtype(), x.device(), x.shape());
         x.backend().softmax(x.data(op), d, false, y.data(op));
-        return SOFTMAX.record(y, g -> new Tensor[] {softmaxGradient(op, y, g, d)}, x);
+        return SOFTMAX.record(y, BackwardFn.accumulating((g, into) ->
+                new Tensor[] {softmaxGradient(op, y, g, d, into == null ? null : into[0])}), x);
     }
 
     /**
      * dx = y * (g - sum(g * y)) along d: one backend kernel (one pass where these four ops make four,
      * each with an output of x's size) when autograd is not recording and {@link Fusion} is enabled;
-     * otherwise the ops themselves, so that the gradient can be differentiated again.
+     * otherwise the ops themselves, so that the gradient can be differentiated again. The kernel adds
+     * into {@code into}, a leaf's gradient buffer offered by the engine, when it can, and then returns null.
      */
-    private static Tensor softmaxGradient(String op, Tensor y, Tensor g, int d) {
+    private static Tensor softmaxGradient(String op, Tensor y, Tensor g, int d, Tensor into) {
         if (GradMode.isEnabled() || !Fusion.isEnabled() || g.dtype() != y.dtype() || !g.device().equals(y.device())) {
             return mul(y, sub(g, Reductions.sum(mul(g, y), d, true)));
         }
-        Tensor gx = Tensor.empty(y.dtype(), y.device(), y.shape());
-        y.backend().softmaxBackward(y.data(op), Shapes.broadcastData(op, g, y.shape()), d, gx.data(op));
-        return gx;
+        // Into the leaf's buffer when offered (null returned: nothing left for the engine to add).
+        Tensor dst = Fusion.destination(into, y, y, g);
+        Tensor gx = dst != null ? dst : Tensor.empty(y.dtype(), y.device(), y.shape());
+        y.backend().softmaxBackward(y.data(op), Shapes.broadcastData(op, g, y.shape()), d, gx.data(op), dst != null);
+        return dst != null ? null : gx;
     }
 
     public static Tensor logSoftmax(Tensor x, int dim) {

@@ -31,6 +31,9 @@ import java.util.function.Supplier;
  * </ul>
  * One primitive's backward rule is fused the same way: {@code softmax}'s gradient is the backend's
  * {@code softmaxBackward} kernel when autograd is not recording, else the ops mul, sum, sub, mul.
+ * Under {@code backward()}, the softmax and layer-norm kernels add a leaf input's gradient straight
+ * into its {@code grad()} buffer when the engine offers it ({@link #destination}), in the pass that
+ * computes it, instead of writing the gradient out for a separate in-place add.
  * With fusion disabled ({@code try (var off = Fusion.disabled()) { ... }}) these ops run their
  * composite definitions instead, which is how tests compare the two.
  *
@@ -57,6 +60,21 @@ public final class Fusion {
 
     /** Runs ops by their composite definitions until the handle is closed. */
     public static GradMode.Restore disabled() { return set(false); }
+
+    /**
+     * {@code into} (a leaf's gradient buffer the engine offers a rule, see
+     * {@link dev.isthmus.autograd.BackwardFn#apply(Tensor, Tensor[])}) when a fused backward kernel can
+     * add its gradient for an input shaped like {@code like} straight into it: same dtype, device and
+     * shape, contiguous, and sharing memory with none of the kernel's operands {@code reads}; else null.
+     */
+    static Tensor destination(Tensor into, Tensor like, Tensor... reads) {
+        if (into == null || into.dtype() != like.dtype() || !into.device().equals(like.device())
+                || !java.util.Arrays.equals(into.shape(), like.shape()) || !into.isContiguous()) {
+            return null;
+        }
+        for (Tensor r : reads) if (r != null && into.sharesStorageWith(r)) return null;
+        return into;
+    }
 
     /**
      * The backward rule of a fused primitive applied to {@code inputs} (null entries for absent

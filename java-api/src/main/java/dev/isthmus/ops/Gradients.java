@@ -28,7 +28,7 @@ public final class Gradients {
     public static void backward(Tensor output, Tensor gradOutput, boolean retainGraph) {
         Tensor seed = seed("backward", output, gradOutput);
         Engine.backward(List.of(output), List.of(seed), new Engine.Options(retainGraph, false, false),
-                Elementwise::add, Gradients::accumulateIntoLeaf);
+                Elementwise::add, Gradients::accumulateIntoLeaf, Gradients::inPlaceBuffer);
     }
 
     /** Gradients of a scalar output with respect to {@code inputs}. */
@@ -83,6 +83,12 @@ public final class Gradients {
             boolean owned = prev != null && total.scope() == leaf.scope();
             leaf.setGrad(owned ? total : total.moveTo(leaf.scope()));
         }
+    }
+
+    /** The leaf's grad() when a backward rule may add into it in place ({@link #reusable}), else null. */
+    private static Tensor inPlaceBuffer(Tensor leaf) {
+        Tensor grad = leaf.grad();
+        return grad != null && reusable(leaf, grad) ? grad : null;
     }
 
     /** Whether {@code grad} is a live dense buffer in the leaf's scope that can be updated in place. */

@@ -1,5 +1,6 @@
 package dev.isthmus.ops;
 
+import dev.isthmus.autograd.BackwardFn;
 import dev.isthmus.autograd.GradMode;
 import dev.isthmus.tensor.Tensor;
 
@@ -134,11 +135,23 @@ public final class Normalization {
         FlopCounter.count(LAYER_NORM, x.numel() * (weight == null ? 4 : 5));
         if (k == 1 && Fusion.isEnabled()) {
             long d = normalizedShape[0], rows = x.numel() / Math.max(d, 1);
-            Tensor rowsOfX = Shapes.contiguous(reshape(x, rows, d));
+            // A dense (R, D) x goes in as it is (no reshape nodes), so that a leaf x stays the fused
+            // node's own input and its gradient can be added straight into its buffer.
+            boolean asIs = x.dim() == 2 && x.isContiguous();
+            Tensor rowsOfX = asIs ? x : Shapes.contiguous(reshape(x, rows, d));
             Tensor w = weight == null ? null : Shapes.contiguous(weight), b = bias == null ? null : Shapes.contiguous(bias);
-            return reshape(fusedLayerNorm(rowsOfX, w, b, eps), x.shape());
+            Tensor out = fusedLayerNorm(rowsOfX, w, b, eps);
+            return asIs ? out : reshape(out, x.shape());
         }
         return layerNormComposite(x, normalizedShape, weight, bias, eps);
+    }
+
+    /** Whether the non-null tensors share no memory (the kernel writes each once). */
+    private static boolean distinct(Tensor[] ts) {
+        for (int i = 0; i < ts.length; i++)
+            for (int j = i + 1; j < ts.length; j++)
+                if (ts[i] != null && ts[j] != null && ts[i].sharesStorageWith(ts[j])) return false;
+        return true;
     }
 
     /** The definition of layer norm, on checked arguments. */
@@ -160,19 +173,31 @@ public final class Normalization {
         Tensor mean = Tensor.empty(x.dtype(), x.device(), rows), rstd = Tensor.empty(x.dtype(), x.device(), rows);
         x.backend().layerNormForward(x.data(op), weight == null ? null : weight.data(op),
                 bias == null ? null : bias.data(op), eps, out.data(op), mean.data(op), rstd.data(op));
-        return FUSED_LAYER_NORM.record(out, g -> Fusion.backward(op, g, new Tensor[] {x, weight, bias},
-                in -> layerNormComposite(in[0], new long[] {d}, in[1], in[2], eps), () -> {
-                    Tensor gx = Tensor.empty(x.dtype(), x.device(), rows, d);
-                    Tensor gw = weight != null && weight.requiresGrad() ? Tensor.empty(x.dtype(), x.device(), d) : null;
-                    Tensor gb = bias != null && bias.requiresGrad() ? Tensor.empty(x.dtype(), x.device(), d) : null;
+        return FUSED_LAYER_NORM.record(out, BackwardFn.accumulating((g, into) -> Fusion.backward(op, g,
+                new Tensor[] {x, weight, bias}, in -> layerNormComposite(in[0], new long[] {d}, in[1], in[2], eps), () -> {
+                    boolean wantW = weight != null && weight.requiresGrad(), wantB = bias != null && bias.requiresGrad();
                     // A broadcast gradient (that of a sum) goes to the kernel as it is, not copied out.
                     long[] gs = g.strides();
                     Tensor gk = gs[1] == 0 || gs[1] == 1 ? g : Shapes.contiguous(g);
+                    // The kernel adds into the inputs' gradient buffers when every gradient it writes has
+                    // one (the engine offers those of leaves), else writes fresh gradients.
+                    Tensor[] dst = new Tensor[3];
+                    if (into != null) {
+                        Tensor[] reads = {gk, x, mean, rstd, weight};
+                        dst[0] = Fusion.destination(into[0], x, reads);
+                        dst[1] = wantW ? Fusion.destination(into[1], weight, reads) : null;
+                        dst[2] = wantB ? Fusion.destination(into[2], bias, reads) : null;
+                    }
+                    boolean accumulate = dst[0] != null && (dst[1] != null) == wantW && (dst[2] != null) == wantB
+                            && distinct(dst);
+                    Tensor gx = accumulate ? dst[0] : Tensor.empty(x.dtype(), x.device(), rows, d);
+                    Tensor gw = accumulate ? dst[1] : wantW ? Tensor.empty(x.dtype(), x.device(), d) : null;
+                    Tensor gb = accumulate ? dst[2] : wantB ? Tensor.empty(x.dtype(), x.device(), d) : null;
                     x.backend().layerNormBackward(gk.data(op), x.data(op), mean.data(op), rstd.data(op),
                             weight == null ? null : weight.data(op), gx.data(op), gw == null ? null : gw.data(op),
-                            gb == null ? null : gb.data(op));
-                    return new Tensor[] {gx, gw, gb};
-                }), x, weight, bias);
+                            gb == null ? null : gb.data(op), accumulate);
+                    return accumulate ? new Tensor[3] : new Tensor[] {gx, gw, gb};
+                })), x, weight, bias);
     }
 
     /**

@@ -161,6 +161,16 @@ final class Buffers {
         }
     }
 
+    /**
+     * Adds the logical contents of {@code grad} into {@code into} (same shape) element by element,
+     * each sum rounded to into's dtype: what a separate in-place add gives. Returns {@code into}.
+     */
+    static Strided addInto(Strided grad, Strided into) {
+        Strided.forEach(into.shape(), new long[][] {grad.strides(), into.strides()}, new long[] {grad.offset(), into.offset()},
+                (i, at) -> into.storage().setDouble(at[1], into.storage().getDouble(at[1]) + grad.storage().getDouble(at[0])));
+        return into;
+    }
+
     /** Copies the logical contents of {@code src} into {@code dst} (same shape), in Java. */
     static void copyValues(Strided src, Strided dst) {
         long[] shape = src.shape();

@@ -17,6 +17,7 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.function.Consumer;
 
+import static dev.isthmus.conformance.Buffers.addInto;
 import static dev.isthmus.conformance.Buffers.assertStoragesClose;
 import static dev.isthmus.conformance.Buffers.assertStoragesIdentical;
 import static dev.isthmus.conformance.Buffers.poison;
@@ -192,11 +193,26 @@ class NativeFusedKernelsTest extends NativeKernelTestBase {
             Strided gy = randomDense(a, dt, 4, g, 1, rows, d);
             Strided gx = poisoned(a, dt, 1, rows, d);
             Strided gw = hasWeight ? poisoned(a, dt, 2, d) : null, gb = hasBias ? poisoned(a, dt, 3, d) : null;
-            REF.layerNormBackward(gy, x, mean, rstd, w, gx, gw, gb);
+            REF.layerNormBackward(gy, x, mean, rstd, w, gx, gw, gb, false);
             compare(what + " backward", new Strided[] {gx, gw, gb},
                     new Strided[] {poisoned(a, dt, 1, rows, d), gw == null ? null : poisoned(a, dt, 2, d),
                             gb == null ? null : poisoned(a, dt, 3, d)},
-                    o -> nat.layerNormBackward(gy, x, mean, rstd, w, o[0], o[1], o[2]), tol * 10 * Math.sqrt(rows), tol * 10);
+                    o -> nat.layerNormBackward(gy, x, mean, rstd, w, o[0], o[1], o[2], false), tol * 10 * Math.sqrt(rows), tol * 10);
+
+            // Accumulating: each gradient added to what its buffer holds (random), as an in-place add
+            // after the kernel would; the reference's the same way.
+            Strided[] prev = {randomDense(a, dt, 1, g, 1, rows, d), hasWeight ? randomDense(a, dt, 2, g, 1, d) : null,
+                    hasBias ? randomDense(a, dt, 3, g, 1, d) : null};
+            Strided[] plain = {gx, gw, gb}, expected = new Strided[3], refAcc = new Strided[3];
+            for (int i = 0; i < 3; i++) {
+                if (prev[i] == null) continue;
+                expected[i] = addInto(plain[i], twin(a, prev[i]));
+                refAcc[i] = twin(a, prev[i]);
+            }
+            REF.layerNormBackward(gy, x, mean, rstd, w, refAcc[0], refAcc[1], refAcc[2], true);
+            for (int i = 0; i < 3; i++) if (prev[i] != null) assertStoragesIdentical(what + " reference accumulating " + i, expected[i], refAcc[i]);
+            compare(what + " backward accumulating", expected, prev,
+                    o -> nat.layerNormBackward(gy, x, mean, rstd, w, o[0], o[1], o[2], true), tol * 10 * Math.sqrt(rows), tol * 10);
         }
     }
 
@@ -219,12 +235,12 @@ class NativeFusedKernelsTest extends NativeKernelTestBase {
                     for (Strided gy : grads) {
                         String what = "layer norm backward " + dt + " " + Arrays.toString(shape) + " gradOut " + gy;
                         Strided gx = poisoned(a, dt, 1, rows, d), gw = poisoned(a, dt, 2, d), gb = poisoned(a, dt, 3, d);
-                        REF.layerNormBackward(gy, x, mean, rstd, w, gx, gw, gb);
+                        REF.layerNormBackward(gy, x, mean, rstd, w, gx, gw, gb, false);
                         double tol = dt == DType.FLOAT32 ? 1e-5 : 1e-12;
                         long before = nat.fallbacks();
                         compare(what, new Strided[] {gx, gw, gb},
                                 new Strided[] {poisoned(a, dt, 1, rows, d), poisoned(a, dt, 2, d), poisoned(a, dt, 3, d)},
-                                o -> nat.layerNormBackward(gy, x, mean, rstd, w, o[0], o[1], o[2]), tol * 10 * Math.sqrt(rows) * 4,
+                                o -> nat.layerNormBackward(gy, x, mean, rstd, w, o[0], o[1], o[2], false), tol * 10 * Math.sqrt(rows) * 4,
                                 tol * 10);
                         assertEquals(before, nat.fallbacks(), what + ": fell back (" + nat.lastFallback() + ")");
                     }
@@ -444,7 +460,7 @@ class NativeFusedKernelsTest extends NativeKernelTestBase {
                         Buffers.copyValues(gy, gt);
                         Buffers.copyValues(gy, gg);
                         Strided ro = poison(view(a, dt, Layout.DENSE, shape));
-                        REF.softmaxBackward(y, gy, dim, ro);
+                        REF.softmaxBackward(y, gy, dim, ro, false);
                         String what = "softmax backward " + dt + " " + Arrays.toString(shape) + " dim " + dim;
                         for (String isa : isas) {
                             nat.setIsa(isa);
@@ -453,7 +469,7 @@ class NativeFusedKernelsTest extends NativeKernelTestBase {
                                 for (int threads : new int[] {1, 2}) {
                                     nat.setThreads(threads);
                                     Strided no = poison(view(a, dt, Layout.DENSE, shape));
-                                    nat.softmaxBackward(in[0], in[1], dim, no);
+                                    nat.softmaxBackward(in[0], in[1], dim, no, false);
                                     String w = what + " " + isa + " " + threads + " threads";
                                     assertStoragesClose(w, ro, no, dt == DType.FLOAT32 ? 1e-6 : 1e-14,
                                             dt == DType.FLOAT32 ? 2e-5 : 1e-12);
@@ -462,14 +478,50 @@ class NativeFusedKernelsTest extends NativeKernelTestBase {
                                 }
                             // an output with gaps
                             Strided go = poison(view(a, dt, Layout.GAPS, shape)), gref = twin(a, go);
-                            REF.softmaxBackward(y, gy, dim, gref);
-                            nat.softmaxBackward(y, gy, dim, go);
+                            REF.softmaxBackward(y, gy, dim, gref, false);
+                            nat.softmaxBackward(y, gy, dim, go, false);
                             assertStoragesClose(what + " " + isa + " into gaps", gref, go, dt == DType.FLOAT32 ? 1e-6 : 1e-14,
                                     dt == DType.FLOAT32 ? 2e-5 : 1e-12);
                         }
                         restoreDefaults();
                     }
                 }
+    }
+
+    @Test
+    void softmaxBackwardAddsIntoItsOutput() {
+        long[][] shapes = {{13}, {7, 33}, {5, 129, 67}, {96, 197}};
+        for (DType dt : List.of(DType.FLOAT32, DType.FLOAT64))
+            for (long[] shape : shapes)
+                for (int dim = 0; dim < shape.length; dim++)
+                    for (Layout layout : List.of(Layout.DENSE, Layout.GAPS)) {
+                        try (Arena a = Arena.ofConfined()) {
+                            Generator g = new Generator(dim + 7L * shape.length + shape[0]);
+                            Strided y = random(view(a, dt, Layout.DENSE, shape), g, 0.3, false);
+                            Strided gy = random(view(a, dt, Layout.DENSE, shape), g, 1, false);
+                            Strided prev = random(view(a, dt, layout, shape), g, 1, false);
+                            Strided plain = poison(view(a, dt, Layout.DENSE, shape));
+                            REF.softmaxBackward(y, gy, dim, plain, false);
+                            Strided expected = addInto(plain, twin(a, prev)), ref = twin(a, prev);
+                            REF.softmaxBackward(y, gy, dim, ref, true);
+                            String what = "softmax backward accumulating " + dt + " " + Arrays.toString(shape) + " dim " + dim
+                                    + " into " + layout;
+                            assertStoragesIdentical(what + " reference", expected, ref);
+                            for (String isa : isas) {
+                                nat.setIsa(isa);
+                                for (int threads : THREADS) {
+                                    nat.setThreads(threads);
+                                    String w = what + " " + isa + " " + threads + " threads";
+                                    Strided natAcc = twin(a, prev);
+                                    nat.softmaxBackward(y, gy, dim, natAcc, true);
+                                    // Close to the reference's sum, every element (the gaps untouched).
+                                    assertStoragesClose(w, expected, natAcc, dt == DType.FLOAT32 ? 1e-6 : 1e-14,
+                                            dt == DType.FLOAT32 ? 2e-5 : 1e-12);
+                                }
+                            }
+                            restoreDefaults();
+                        }
+                    }
     }
 
     @Test

@@ -1,5 +1,6 @@
 package dev.isthmus.core;
 
+import dev.isthmus.autograd.BackwardFn;
 import dev.isthmus.autograd.GradMode;
 import dev.isthmus.autograd.Node;
 import dev.isthmus.backend.DType;
@@ -7,14 +8,17 @@ import dev.isthmus.ops.Activations;
 import dev.isthmus.ops.Elementwise;
 import dev.isthmus.ops.Gradients;
 import dev.isthmus.ops.LinearAlgebra;
+import dev.isthmus.ops.Normalization;
 import dev.isthmus.ops.Reductions;
 import dev.isthmus.ops.Shapes;
 import dev.isthmus.tensor.Scope;
 import dev.isthmus.tensor.Tensor;
 import org.junit.jupiter.api.Test;
 
+import java.util.ArrayList;
 import java.util.List;
 import java.util.function.DoubleUnaryOperator;
+import java.util.function.Supplier;
 
 import static dev.isthmus.core.Support.SEEDS;
 import static dev.isthmus.core.Support.assertClose;
@@ -66,6 +70,67 @@ class AutogradTest {
                 assertArrayEquals(new double[15], x.grad().toDoubleArray(), 0, "zeroGrad zeroes");
                 Gradients.backward(sum(mul(x, c)));
                 assertClose(cs, x.grad().toDoubleArray(), TOL, "after zeroGrad only the new gradient");
+            }
+        }
+    }
+
+    @Test
+    void backwardOffersRulesTheLeavesGradientBuffers() {
+        try (Scope s = Scope.open("into")) {
+            Tensor x = leaf(3, 4);
+            List<Tensor[]> offered = new ArrayList<>();
+            // A probe op y = 2x whose rule adds into an offered buffer itself (and returns null for it).
+            Supplier<Tensor> probe = () -> {
+                Tensor out;
+                try (var off = GradMode.noGrad()) { out = mul(x, 2.0); }
+                return Node.record("probe", out, List.of(x), BackwardFn.accumulating((g, into) -> {
+                    offered.add(into);
+                    if (into != null && into[0] != null) {
+                        Shapes.assign(into[0], add(into[0], mul(g, 2.0)));
+                        return new Tensor[1];
+                    }
+                    return new Tensor[] {mul(g, 2.0)};
+                }));
+            };
+            double[] two = map(x, v -> 2), four = map(x, v -> 4);
+            Gradients.backward(sum(probe.get()));
+            assertNull(offered.get(0), "no buffer yet on the first backward");
+            assertArrayEquals(two, x.grad().toDoubleArray(), 0);
+            Tensor buffer = x.grad();
+            Gradients.backward(sum(probe.get()));
+            assertSame(buffer, offered.get(1)[0], "the second backward offers x.grad");
+            assertArrayEquals(four, x.grad().toDoubleArray(), 0, "added into once, not again by the engine");
+            assertSame(buffer, x.grad());
+            List<Tensor> g = Gradients.grad(sum(probe.get()), List.of(x), false);
+            assertNull(offered.get(2), "grad() touches no leaf buffer");
+            assertArrayEquals(two, g.get(0).toDoubleArray(), 0);
+            Gradients.grad(sum(probe.get()), List.of(x), true);
+            assertNull(offered.get(3), "nor does a pass that records the gradients' graph");
+            assertArrayEquals(four, x.grad().toDoubleArray(), 0, "x.grad untouched by grad()");
+        }
+    }
+
+    @Test
+    void fusedRulesAddingIntoLeafBuffersGiveTheSums() {
+        for (long seed : SEEDS) {
+            try (Scope s = Scope.open("fused-into")) {
+                Tensor x = leaf(seed, 6, 11), w = leaf(seed + 1, 11), b = leaf(seed + 2, 11), c = randn(seed + 3, 6, 11);
+                // x reaches the loss three ways (softmax, a product, layer norm): three gradients into x.grad.
+                Supplier<Tensor> loss = () -> add(sum(mul(Activations.softmax(x, -1), x)),
+                        sum(mul(Normalization.layerNorm(x, new long[] {11}, w, b, 1e-5), c)));
+                List<Tensor> once = Gradients.grad(loss.get(), List.of(x, w, b), false);
+                Gradients.backward(loss.get());   // allocates the buffers
+                Gradients.backward(loss.get());   // adds into them (the fused kernels' accumulate path)
+                for (int i = 0; i < 3; i++) {
+                    Tensor leaf = List.of(x, w, b).get(i);
+                    assertClose(map(once.get(i), v -> 2 * v), leaf.grad().toDoubleArray(), 1e-12, "leaf " + i + " after two backwards");
+                }
+                // Only some buffers present: layer norm writes fresh gradients, still summed right.
+                b.setGrad(null);
+                Gradients.backward(loss.get());
+                assertClose(map(once.get(0), v -> 3 * v), x.grad().toDoubleArray(), 1e-12, "x after three");
+                assertClose(map(once.get(1), v -> 3 * v), w.grad().toDoubleArray(), 1e-12, "w after three");
+                assertClose(once.get(2).toDoubleArray(), b.grad().toDoubleArray(), 1e-12, "b after its reset");
             }
         }
     }

@@ -190,7 +190,7 @@ class FusedKernelsTest {
                     List<Tensor> grads = compositeGrads(norm, gOut, inputs.toArray(Tensor[]::new));
                     Tensor gx = nan(shape), gw = hasWeight ? nan(dim) : null, gb = hasBias ? nan(dim) : null;
                     backend().layerNormBackward(d(gOut), d(x), d(mean), d(rstd), w == null ? null : d(w), d(gx),
-                            gw == null ? null : d(gw), gb == null ? null : d(gb));
+                            gw == null ? null : d(gw), gb == null ? null : d(gb), false);
                     assertClose(grads.get(0), gx, what + " grad x");
                     if (hasWeight) assertClose(grads.get(1), gw, what + " grad weight");
                     if (hasBias) assertClose(grads.get(hasWeight ? 2 : 1), gb, what + " grad bias");

@@ -556,7 +556,7 @@ public final class NativeBackend implements Backend {
         REF.softmax(x, dim, log, out);
     }
 
-    @Override public void softmaxBackward(Strided y, Strided gradOut, int dim, Strided gradX) {
+    @Override public void softmaxBackward(Strided y, Strided gradOut, int dim, Strided gradX, boolean accumulate) {
         String op = "softmax_backward";
         Layouts.check(op, "y", y);
         Layouts.check(op, "gradOut", gradOut);
@@ -576,13 +576,13 @@ public final class NativeBackend implements Backend {
                 long[] meta = Layouts.meta(sp, y.offset(), gradOut.offset(), gradX.offset());
                 invoke(op, a -> (int) NativeBindings.SOFTMAX_BACKWARD.invokeExact(dt(y), sp.rank(), Layouts.longs(a, meta),
                         y.shape()[dim], y.strides()[dim], gradOut.strides()[dim], gradX.strides()[dim], seg(y),
-                        seg(gradOut), seg(gradX)));
+                        seg(gradOut), seg(gradX), accumulate ? 1 : 0));
                 return;
             }
             why = "rank " + sp.rank() + " after coalescing";
         }
         fallback(op, why);
-        REF.softmaxBackward(y, gradOut, dim, gradX);
+        REF.softmaxBackward(y, gradOut, dim, gradX, accumulate);
     }
 
     @Override public void matmul(Strided a, Strided b, Strided out) { products("matmul", a, b, out, false); }
@@ -955,7 +955,7 @@ public final class NativeBackend implements Backend {
     }
 
     @Override public void layerNormBackward(Strided gradOut, Strided x, Strided mean, Strided rstd, Strided weight,
-                                            Strided gradX, Strided gradWeight, Strided gradBias) {
+                                            Strided gradX, Strided gradWeight, Strided gradBias, boolean accumulate) {
         String op = "fused_layer_norm_backward";
         for (Strided s : new Strided[] {gradOut, x, mean, rstd, gradX}) Layouts.check(op, "operand", s);
         for (Strided s : new Strided[] {weight, gradWeight, gradBias}) if (s != null) Layouts.check(op, "operand", s);
@@ -985,19 +985,19 @@ public final class NativeBackend implements Backend {
             if (!Layouts.readable(gradOut)) why = "input memory is on the heap";
         }
         if (why == null && rows == 0) {
-            for (Strided s : new Strided[] {gradWeight, gradBias}) if (s != null) fill(s, 0);
+            if (!accumulate) for (Strided s : new Strided[] {gradWeight, gradBias}) if (s != null) fill(s, 0);
             return;
         }
         if (why == null) {
             long[] dims = {rows, d, gradOut.offset(), x.offset(), mean.offset(), rstd.offset(), offset(weight),
-                    gradX.offset(), offset(gradWeight), offset(gradBias), gsr, gse};
+                    gradX.offset(), offset(gradWeight), offset(gradBias), gsr, gse, accumulate ? 1 : 0};
             invoke(op, a -> (int) NativeBindings.LAYER_NORM_BACKWARD.invokeExact(dt(x), Layouts.longs(a, dims), seg(gradOut),
                     seg(x), seg(mean), seg(rstd), segOrNull(weight), seg(gradX), segOrNull(gradWeight),
                     segOrNull(gradBias)));
             return;
         }
         fallback(op, why);
-        REF.layerNormBackward(gradOut, x, mean, rstd, weight, gradX, gradWeight, gradBias);
+        REF.layerNormBackward(gradOut, x, mean, rstd, weight, gradX, gradWeight, gradBias, accumulate);
     }
 
     @Override public void batchNormForward(Strided x, Strided weight, Strided bias, Strided runningMean,

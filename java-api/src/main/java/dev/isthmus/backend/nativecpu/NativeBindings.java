@@ -185,10 +185,10 @@ final class NativeBindings {
     static final MethodHandle ADAM_UPDATE = isthmus("isthmus_adam_update",
             FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG, ADDRESS, ADDRESS, JAVA_INT, ADDRESS, ADDRESS, ADDRESS,
                     ADDRESS));
-    /** (dt, rank, meta, len, y_step, g_step, out_step, y, gradOut, gradX) */
+    /** (dt, rank, meta, len, y_step, g_step, out_step, y, gradOut, gradX, accumulate) */
     static final MethodHandle SOFTMAX_BACKWARD = isthmus("isthmus_softmax_backward",
             FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG,
-                    ADDRESS, ADDRESS, ADDRESS));
+                    ADDRESS, ADDRESS, ADDRESS, JAVA_INT));
 
     // ---- OpenBLAS ---------------------------------------------------------------------------------
 

@@ -131,7 +131,7 @@ public final class ReferenceBackend implements Backend {
                 });
     }
 
-    @Override public void softmaxBackward(Strided y, Strided gradOut, int dim, Strided gradX) {
+    @Override public void softmaxBackward(Strided y, Strided gradOut, int dim, Strided gradX, boolean accumulate) {
         Storage sy = y.storage(), sg = gradOut.storage(), d = gradX.storage();
         long len = y.shape()[dim], ys = y.strides()[dim], gs = gradOut.strides()[dim], os = gradX.strides()[dim];
         long[] rowShape = y.shape().clone();
@@ -142,7 +142,7 @@ public final class ReferenceBackend implements Backend {
                     for (long k = 0; k < len; k++) dot += sg.getDouble(at[1] + k * gs) * sy.getDouble(at[0] + k * ys);
                     for (long k = 0; k < len; k++) {
                         double yv = sy.getDouble(at[0] + k * ys);
-                        d.setDouble(at[2] + k * os, yv * (sg.getDouble(at[1] + k * gs) - dot));
+                        ReferenceFused.put(d, at[2] + k * os, yv * (sg.getDouble(at[1] + k * gs) - dot), accumulate);
                     }
                 });
     }
@@ -298,8 +298,8 @@ public final class ReferenceBackend implements Backend {
     }
 
     @Override public void layerNormBackward(Strided gradOut, Strided x, Strided mean, Strided rstd, Strided weight,
-                                            Strided gradX, Strided gradWeight, Strided gradBias) {
-        ReferenceFused.layerNormBackward(gradOut, x, mean, rstd, weight, gradX, gradWeight, gradBias);
+                                            Strided gradX, Strided gradWeight, Strided gradBias, boolean accumulate) {
+        ReferenceFused.layerNormBackward(gradOut, x, mean, rstd, weight, gradX, gradWeight, gradBias, accumulate);
     }
 
     @Override public void batchNormForward(Strided x, Strided weight, Strided bias, Strided runningMean,

@@ -175,7 +175,7 @@ final class ReferenceFused {
     }
 
     static void layerNormBackward(Strided gradOut, Strided x, Strided mean, Strided rstd, Strided weight,
-                                  Strided gradX, Strided gradWeight, Strided gradBias) {
+                                  Strided gradX, Strided gradWeight, Strided gradBias, boolean accumulate) {
         int rows = (int) x.shape()[0], d = (int) x.shape()[1];
         double[] go = read(gradOut), xs = read(x), mu = read(mean), rs = read(rstd);
         double[] w = weight == null ? null : read(weight);
@@ -194,9 +194,9 @@ final class ReferenceFused {
             }
             for (int e = 0; e < d; e++) gx[r * d + e] = rs[r] * (ghat[e] - meanG - xhat[e] * meanGX);
         }
-        write(gradX, gx);
-        if (gradWeight != null) write(gradWeight, gw);
-        if (gradBias != null) write(gradBias, gb);
+        write(gradX, gx, accumulate);
+        if (gradWeight != null) write(gradWeight, gw, accumulate);
+        if (gradBias != null) write(gradBias, gb, accumulate);
     }
 
     // ---- batch norm ------------------------------------------------------------------------------
@@ -486,8 +486,25 @@ final class ReferenceFused {
     }
 
     /** Stores values (row-major) into every element of t. */
-    private static void write(Strided t, double[] values) {
+    private static void write(Strided t, double[] values) { write(t, values, false); }
+
+    /** Stores values (row-major) into every element of t, or adds them with {@code accumulate} ({@link #put}). */
+    private static void write(Strided t, double[] values, boolean accumulate) {
         Storage s = t.storage();
-        t.forEachIndex((i, at) -> s.setDouble(at, values[(int) i]));
+        t.forEachIndex((i, at) -> put(s, at, values[(int) i], accumulate));
+    }
+
+    /**
+     * Stores v at element {@code at} of s, or with {@code accumulate} adds it: v rounded to the dtype,
+     * then the sum rounded, as storing the gradient and adding it in place would give.
+     */
+    static void put(Storage s, long at, double v, boolean accumulate) {
+        if (!accumulate) {
+            s.setDouble(at, v);
+            return;
+        }
+        double previous = s.getDouble(at);
+        s.setDouble(at, v);   // rounds v to the dtype
+        s.setDouble(at, previous + s.getDouble(at));
     }
 }
