@@ -29,7 +29,10 @@
 // take "ring mode": source rows copied one at a time into a small ring of zero-padded rows, taps
 // cut from aligned vectors by shuffles, two output rows at a time, stored straight into the output
 // plane (the plane copy and the flat result's copy cost flat mode about a third of its time at
-// 56 x 56). The next plane is prefetched while one computes.
+// 56 x 56). On AVX-512, the stride-2 forward of rows wider than half a vector takes "stride-2 mode"
+// (dwconv_tmpl.h): each tap row's source row loaded straight from the plane and split into its even
+// and odd columns by permutes, which replaces flat mode's four phase buffers and the copy out.
+// The next plane is prefetched while one computes.
 //
 //   forward            correlation of x with w, stride s;
 //   gradient of input  correlation of gradOut, placed every s elements (zeros between) and padded
@@ -91,6 +94,7 @@ typedef struct {
     uint32_t colmask[8];   // direct row mode: per tap column, the lanes (outputs) that read data
     int has_colmask;
     int slide;             // slide mode applies (see dwconv_tmpl.h)
+    int s2;                // stride-2 mode applies (see dwconv_tmpl.h)
     int64_t nvec;          // ring mode: vectors per output row, rounded up to DW_RING_NB
     int64_t rpitch;        // ring mode: elements per ring row (0: ring mode does not apply)
     int rows;              // row mode: the lanes of the vector holding an output row; 0: flat mode
@@ -169,6 +173,10 @@ static int flat_init(flat_geo *g, int kh, int kw, int sh, int sw, int dh, int dw
     // above and below.
     g->slide = sh == 1 && sw == 1 && dh == 1 && dw == 1 && kh == kw && (kh == 3 || kh == 5 || kh == 7) &&
                pt == (kh - 1) / 2 && pl >= 0 && oh == hs && hs >= kh - 1;
+    // Stride-2 mode (AVX-512; dwconv_tmpl.h): stride 2, no spreading, kernel 3, 5 or 7, in place of
+    // flat mode.
+    g->s2 = sh == 2 && sw == 2 && dh == 1 && dw == 1 && kh == kw && (kh == 3 || kh == 5 || kh == 7) && pt >= 0 &&
+            pl >= 0;
     // Ring mode (stride 1, no spreading, rows of more than a vector, taps within a vector): a ring
     // row holds a source row at column pl and zeros around it, and reaches one vector past the last
     // (padded) row vector, the neighbour that the shifted taps of that vector are cut from.

@@ -263,6 +263,68 @@ static F(slide_fn) F(pick_slide)(const flat_geo *g) {
     return g->kh == 3 ? F(slide_k3) : g->kh == 5 ? F(slide_k5) : F(slide_k7);
 }
 
+// Stride-2 mode (AVX-512, the forward at stride 2, kernel 3, 5 or 7, any padding): no packing.
+// Output row y's tap row i is source row 2y - pt + i, read from the plane itself. For the VL
+// outputs from column x0, tap column j reads source columns 2x - pl + j: the even (j even) or odd
+// (j odd) elements of the 2 VL source elements from c + 2 (j / 2), c = 2 x0 - pl. So each tap row
+// is loaded VL elements at a time (masked: lanes outside the row read zero, the padding), each
+// pair of loads split into its even and odd elements (two two-source permutes), and tap columns
+// j >= 2 are those vectors moved along by j / 2 lanes into the next pair's (one permute each).
+// This replaces flat mode's copies of the plane into four phase buffers and of the flat result
+// out. NB output vectors go together (the last pair's split serves the next vector's shifted taps).
+// Each output sums its taps in tap order (i, j), as flat mode does; tap rows outside the plane
+// are skipped, as in slide mode.
+#define DW_S2_NB 2
+static inline __attribute__((always_inline)) V F(s2_pick)(V lo, V hi, const int first, const int step) {
+    VI idx;
+    for (int l = 0; l < VL; l++) idx[l] = first + step * l;   // lanes of (lo, hi) as one 2 VL vector
+    return __builtin_shuffle(lo, hi, idx);
+}
+static inline __attribute__((always_inline)) void F(s2_plane)(const flat_geo *g, const T *restrict src,
+                                                              const T *restrict w, T *restrict out, const int K) {
+    const int64_t ws = g->ws, hs = g->hs, ow = g->ow, oh = g->oh, pt = g->pt, pl = g->pl;
+    for (int64_t x0 = 0; x0 < ow; x0 += DW_S2_NB * VL) {
+        const int64_t c = 2 * x0 - pl;
+        uint32_t m[2 * DW_S2_NB + 2];   // load masks: the lanes of segment c + s VL inside the row
+        for (int s = 0; s < 2 * DW_S2_NB + 2; s++) m[s] = dw_data_lanes(0, VL, VL, -(c + s * VL), 0, ws);
+        for (int64_t y = 0; y < oh; y++) {
+            V acc[DW_S2_NB];
+            for (int b = 0; b < DW_S2_NB; b++) acc[b] = (V) {0};
+            _Pragma("GCC unroll 8") for (int i = 0; i < K; i++) {
+                int64_t r = 2 * y - pt + i;
+                if (r < 0 || r >= hs) continue;
+                const T *row = src + r * ws + c;
+                V ev[DW_S2_NB + 1], od[DW_S2_NB + 1];
+                _Pragma("GCC unroll 8") for (int b = 0; b <= DW_S2_NB; b++) {
+                    V lo = (V) DW_MLOAD_FULL(m[2 * b], row + 2 * b * VL), hi = (V) DW_MLOAD_FULL(m[2 * b + 1], row + (2 * b + 1) * VL);
+                    ev[b] = F(s2_pick)(lo, hi, 0, 2);
+                    od[b] = F(s2_pick)(lo, hi, 1, 2);
+                }
+                _Pragma("GCC unroll 8") for (int j = 0; j < K; j++) {
+                    _Pragma("GCC unroll 8") for (int b = 0; b < DW_S2_NB; b++) {
+                        const V *v = j & 1 ? od : ev;
+                        V x = j < 2 ? v[b] : F(s2_pick)(v[b], v[b + 1], j / 2, 1);
+                        acc[b] += w[i * K + j] * x;
+                    }
+                }
+            }
+            _Pragma("GCC unroll 8") for (int b = 0; b < DW_S2_NB; b++) {
+                int64_t n = ow - x0 - b * VL;
+                if (n > 0) F(store_full)(out + y * ow + x0 + b * VL, acc[b], n < VL ? n : VL);
+            }
+        }
+    }
+}
+#undef DW_S2_NB
+typedef void (*F(s2_fn))(const flat_geo *, const T *, const T *, T *);
+static void F(s2_k3)(const flat_geo *g, const T *src, const T *w, T *out) { F(s2_plane)(g, src, w, out, 3); }
+static void F(s2_k5)(const flat_geo *g, const T *src, const T *w, T *out) { F(s2_plane)(g, src, w, out, 5); }
+static void F(s2_k7)(const flat_geo *g, const T *src, const T *w, T *out) { F(s2_plane)(g, src, w, out, 7); }
+
+static F(s2_fn) F(pick_s2)(const flat_geo *g) {
+    return g->kh == 3 ? F(s2_k3) : g->kh == 5 ? F(s2_k5) : F(s2_k7);
+}
+
 // Ring mode (AVX-512, stride 1): rows wider than a vector, without flat mode's copies of the whole
 // plane in and of the flat result out. The source rows that two output rows read (KH + 1 of them)
 // are kept in a ring of zero-padded rows (source row r in slot r % (KH + 1), at column pl; every
@@ -526,9 +588,10 @@ static int F(planes)(flat_geo *g, int64_t planes, int64_t c, const T *src, const
     int packs = g->rows != DW_ROWS_DIRECT_FULL && g->rows != DW_ROWS_DIRECT_HALF;
 #if defined(DW_DIRECT)
     F(slide_fn) slide_fn = g->slide ? F(pick_slide)(g) : NULL;
+    F(s2_fn) s2_fn = g->s2 && g->rows == 0 ? F(pick_s2)(g) : NULL;
     F(ring_fn) ring_fn = !slide_fn && g->rows == DW_ROWS_RING ? F(pick_ring)(g) : NULL;
     size_t ring_bytes = ((size_t) (g->kh + 1) * (size_t) g->rpitch * sizeof(T) + 63) / 64 * 64;
-    if (slide_fn || ring_fn) packs = 0;
+    if (slide_fn || s2_fn || ring_fn) packs = 0;
 #endif
     #pragma omp parallel num_threads(threads)
     {
@@ -551,6 +614,10 @@ static int F(planes)(flat_geo *g, int64_t planes, int64_t c, const T *src, const
 #if defined(DW_DIRECT)
             if (slide_fn) {
                 slide_fn(g, src + p * in_plane, w + (p % c) * taps, out + p * out_plane);
+                continue;
+            }
+            if (s2_fn) {
+                s2_fn(g, src + p * in_plane, w + (p % c) * taps, out + p * out_plane);
                 continue;
             }
             if (ring_fn) {

@@ -100,7 +100,8 @@ class NativeFusedKernelsTest extends NativeKernelTestBase {
 
     /** Windows off the specialised kernels: non-square, no padding, wide padding, stride 3, even and 1 x 1 kernels. */
     private static final int[][] OTHER_WINDOWS = {{2, 3, 2, 1, 1, 0}, {3, 3, 1, 1, 0, 0}, {3, 3, 3, 3, 2, 2},
-            {5, 5, 1, 1, 4, 4}, {1, 1, 1, 1, 0, 0}, {7, 7, 2, 2, 0, 0}, {4, 4, 2, 2, 1, 1}, {3, 5, 2, 1, 2, 1}};
+            {5, 5, 1, 1, 4, 4}, {1, 1, 1, 1, 0, 0}, {7, 7, 2, 2, 0, 0}, {4, 4, 2, 2, 1, 1}, {3, 5, 2, 1, 2, 1},
+            {3, 3, 2, 2, 2, 2}};
 
     /**
      * (N, C, H, W): odd and non-square images, the late-stage 7 x 7 and 14 x 14 planes, a 1-row image, and
