@@ -55,7 +55,8 @@
 // shapes and the ISA (the generic build, without FMA, rounds differently anyway).
 //
 // geo = [N, C, H, W, kh, kw, sh, sw, ph, pw, outH, outW, off0, off1, off2], the offsets (in
-// elements) of the three operands in the order the function names them.
+// elements) of the three operands in the order the function names them; the input gradient's geo
+// has one more, the accumulate flag (gradInput += the gradient, each plane added as it is done).
 #include "kernels.h"
 #include <stdlib.h>
 
@@ -421,10 +422,11 @@ int ISA_FN(k_dwconv2d_backward_input)(int dt, const int64_t *geo, const void *gy
     dw_dims d;
     if (!read_dims(geo, &d)) return ST_BAD_ARGUMENT;
     if (dt == DT_F32)
-        return dw_backward_input_f32(&d, (const float *) gy + geo[12], (const float *) w + geo[13], (float *) gx + geo[14]);
+        return dw_backward_input_f32(&d, (const float *) gy + geo[12], (const float *) w + geo[13], (float *) gx + geo[14],
+                                     geo[15] != 0);
     if (dt == DT_F64)
         return dw_backward_input_f64(&d, (const double *) gy + geo[12], (const double *) w + geo[13],
-                                     (double *) gx + geo[14]);
+                                     (double *) gx + geo[14], geo[15] != 0);
     return ST_BAD_ARGUMENT;
 }
 

@@ -575,8 +575,10 @@ static inline void F(prefetch)(const T *p, int64_t n) {
 }
 
 // One flat correlation per plane: out plane p = correlation of src plane p with weights of channel
-// p % c, on the geometry g. Planes run in parallel; each output element is computed by one thread.
-static int F(planes)(flat_geo *g, int64_t planes, int64_t c, const T *src, const T *w, T *out) {
+// p % c, on the geometry g (with `accumulate`, added to out plane p: each plane computed into a
+// per-thread buffer, still in cache when it is added). Planes run in parallel; each output element
+// is computed by one thread.
+static int F(planes)(flat_geo *g, int64_t planes, int64_t c, const T *src, const T *w, T *out, int accumulate) {
     g->rows = F(row_lanes)(g);
     F(conv_fn) fn = F(pick_conv)(g);
     int64_t in_plane = g->hs * g->ws, out_plane = g->oh * g->ow, taps = (int64_t) g->kh * g->kw;
@@ -597,6 +599,8 @@ static int F(planes)(flat_geo *g, int64_t planes, int64_t c, const T *src, const
     {
         F(scratch) s = {0};
         int ok = packs ? F(scratch_init)(&s, g, 0) : 1;
+        T *pbuf = accumulate ? aligned_alloc(64, ((size_t) out_plane * sizeof(T) + 63) / 64 * 64) : NULL;
+        if (accumulate && pbuf == NULL) ok = 0;
 #if defined(DW_DIRECT)
         // Ring mode's rows: zeroed once, then only their data columns are ever written.
         T *ring = ok && ring_fn ? aligned_alloc(64, ring_bytes) : NULL;
@@ -611,33 +615,32 @@ static int F(planes)(flat_geo *g, int64_t planes, int64_t c, const T *src, const
         for (int64_t p = 0; p < planes; p++) {
             if (!ok) continue;
             if (p + 1 < planes) F(prefetch)(src + (p + 1) * in_plane, in_plane);
+            const T *sp = src + p * in_plane, *wp = w + (p % c) * taps;
+            T *dst = accumulate ? pbuf : out + p * out_plane;
 #if defined(DW_DIRECT)
-            if (slide_fn) {
-                slide_fn(g, src + p * in_plane, w + (p % c) * taps, out + p * out_plane);
-                continue;
-            }
-            if (s2_fn) {
-                s2_fn(g, src + p * in_plane, w + (p % c) * taps, out + p * out_plane);
-                continue;
-            }
-            if (ring_fn) {
-                ring_fn(g, src + p * in_plane, w + (p % c) * taps, out + p * out_plane, ring);
-                continue;
-            }
+            if (slide_fn) slide_fn(g, sp, wp, dst);
+            else if (s2_fn) s2_fn(g, sp, wp, dst);
+            else if (ring_fn) ring_fn(g, sp, wp, dst, ring);
+            else
 #endif
             if (g->rows == DW_ROWS_DIRECT_FULL || g->rows == DW_ROWS_DIRECT_HALF) {
-                fn(g, src + p * in_plane, w + (p % c) * taps, out + p * out_plane);
-                continue;
-            }
-            F(pack)(g, src + p * in_plane, s.ph);
-            if (g->rows) {
-                fn(g, s.ph, w + (p % c) * taps, out + p * out_plane);
+                fn(g, sp, wp, dst);
             } else {
-                fn(g, s.ph, w + (p % c) * taps, s.tmp);
-                F(unflatten)(g, s.tmp, out + p * out_plane);
+                F(pack)(g, sp, s.ph);
+                if (g->rows) {
+                    fn(g, s.ph, wp, dst);
+                } else {
+                    fn(g, s.ph, wp, s.tmp);
+                    F(unflatten)(g, s.tmp, dst);
+                }
+            }
+            if (accumulate) {
+                T *o = out + p * out_plane;
+                for (int64_t i = 0; i < out_plane; i++) o[i] += pbuf[i];
             }
         }
         free(s.mem);
+        free(pbuf);
 #if defined(DW_DIRECT)
         free(ring);
 #endif
@@ -648,14 +651,14 @@ static int F(planes)(flat_geo *g, int64_t planes, int64_t c, const T *src, const
 static int F(dw_forward)(const dw_dims *d, const T *x, const T *w, T *out) {
     flat_geo g;
     if (!flat_init(&g, d->kh, d->kw, d->sh, d->sw, 1, 1, d->ph, d->pw, d->h, d->w, d->oh, d->ow, VL)) return ST_NO_MEMORY;
-    int st = F(planes)(&g, d->n * d->c, d->c, x, w, out);
+    int st = F(planes)(&g, d->n * d->c, d->c, x, w, out, 0);
     flat_free(&g);
     return st;
 }
 
 // gradInput: the correlation of gradOut, placed every stride elements (zeros between) and padded
-// by k - 1 - p, with the flipped filter, at stride 1.
-static int F(dw_backward_input)(const dw_dims *d, const T *gy, const T *w, T *gx) {
+// by k - 1 - p, with the flipped filter, at stride 1; with `accumulate`, added to gx.
+static int F(dw_backward_input)(const dw_dims *d, const T *gy, const T *w, T *gx, int accumulate) {
     int64_t taps = (int64_t) d->kh * d->kw;
     T *flipped = malloc((size_t) (d->c * taps) * sizeof(T));
     if (flipped == NULL) return ST_NO_MEMORY;
@@ -665,7 +668,7 @@ static int F(dw_backward_input)(const dw_dims *d, const T *gy, const T *w, T *gx
     int st = ST_NO_MEMORY;
     if (flat_init(&g, d->kh, d->kw, 1, 1, d->sh, d->sw, d->kh - 1 - d->ph, d->kw - 1 - d->pw, d->oh, d->ow, d->h, d->w,
                   VL)) {
-        st = F(planes)(&g, d->n * d->c, d->c, gy, flipped, gx);
+        st = F(planes)(&g, d->n * d->c, d->c, gy, flipped, gx, accumulate);
     }
     flat_free(&g);
     free(flipped);

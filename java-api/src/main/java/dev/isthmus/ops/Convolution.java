@@ -1,5 +1,6 @@
 package dev.isthmus.ops;
 
+import dev.isthmus.autograd.BackwardFn;
 import dev.isthmus.backend.Kernels.Window;
 import dev.isthmus.tensor.Tensor;
 
@@ -138,13 +139,16 @@ public final class Convolution {
         int groups = Math.toIntExact(g.c());
         Tensor out = Tensor.empty(x.dtype(), x.device(), g.n(), g.c(), g.outH(), g.outW());
         x.backend().depthwiseConv2d(xc.data(op), wc.data(op), g.sh(), g.sw(), g.ph(), g.pw(), out.data(op));
-        return DEPTHWISE_CONV2D.record(out, grad -> Fusion.backward(op, grad, new Tensor[] {xc, wc},
-                in -> unfoldConv2d(in[0], in[1], g, groups), () -> {
+        return DEPTHWISE_CONV2D.record(out, BackwardFn.accumulating((grad, into) -> Fusion.backward(op, grad,
+                new Tensor[] {xc, wc}, in -> unfoldConv2d(in[0], in[1], g, groups), () -> {
                     Tensor gc = Shapes.contiguous(grad), gx = null, gw = null;
                     if (xc.requiresGrad()) {
-                        gx = Tensor.empty(x.dtype(), x.device(), xc.shape());
+                        // Into x's gradient buffer when the engine offers it (null returned for x then).
+                        Tensor dst = into == null ? null : Fusion.destination(into[0], xc, gc, wc, xc);
+                        Tensor gi = dst != null ? dst : Tensor.empty(x.dtype(), x.device(), xc.shape());
                         x.backend().depthwiseConv2dBackwardInput(gc.data(op), wc.data(op), g.sh(), g.sw(), g.ph(),
-                                g.pw(), gx.data(op));
+                                g.pw(), gi.data(op), dst != null);
+                        gx = dst != null ? null : gi;
                     }
                     if (wc.requiresGrad()) {
                         gw = Tensor.empty(x.dtype(), x.device(), wc.shape());
@@ -152,7 +156,7 @@ public final class Convolution {
                                 g.pw(), gw.data(op));
                     }
                     return new Tensor[] {gx, gw};
-                }), xc, wc);
+                })), xc, wc);
     }
 
     /** conv2d with the same stride and padding in both directions, no dilation and one group. */

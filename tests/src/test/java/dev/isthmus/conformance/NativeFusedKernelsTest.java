@@ -144,9 +144,16 @@ class NativeFusedKernelsTest extends NativeKernelTestBase {
                     o -> nat.depthwiseConv2d(x, wt, sh, sw, ph, pw, o[0]), tol * taps, tol);
 
             Strided gx = poisoned(a, dt, 1, n, c, h, w);
-            REF.depthwiseConv2dBackwardInput(gy, wt, sh, sw, ph, pw, gx);
+            REF.depthwiseConv2dBackwardInput(gy, wt, sh, sw, ph, pw, gx, false);
             compare(what + " grad input", new Strided[] {gx}, new Strided[] {poisoned(a, dt, 1, n, c, h, w)},
-                    o -> nat.depthwiseConv2dBackwardInput(gy, wt, sh, sw, ph, pw, o[0]), tol * taps, tol);
+                    o -> nat.depthwiseConv2dBackwardInput(gy, wt, sh, sw, ph, pw, o[0], false), tol * taps, tol);
+            // Added into a buffer that holds a gradient already (random), as an in-place add after it.
+            Strided prev = randomDense(a, dt, 1, g, 1, n, c, h, w), gxAcc = twin(a, prev);
+            REF.depthwiseConv2dBackwardInput(gy, wt, sh, sw, ph, pw, gxAcc, true);
+            Strided gxSum = addInto(gx, twin(a, prev));
+            assertStoragesIdentical(what + " grad input, reference accumulating", gxSum, gxAcc);
+            compare(what + " grad input accumulating", new Strided[] {gxSum}, new Strided[] {prev},
+                    o -> nat.depthwiseConv2dBackwardInput(gy, wt, sh, sw, ph, pw, o[0], true), tol * taps, tol);
 
             Strided gw = poisoned(a, dt, 5, c, 1, kh, kw);
             REF.depthwiseConv2dBackwardWeight(x, gy, sh, sw, ph, pw, gw);

@@ -5,6 +5,7 @@ import dev.isthmus.autograd.GradMode;
 import dev.isthmus.autograd.Node;
 import dev.isthmus.backend.DType;
 import dev.isthmus.ops.Activations;
+import dev.isthmus.ops.Convolution;
 import dev.isthmus.ops.Elementwise;
 import dev.isthmus.ops.Gradients;
 import dev.isthmus.ops.LinearAlgebra;
@@ -115,14 +116,18 @@ class AutogradTest {
         for (long seed : SEEDS) {
             try (Scope s = Scope.open("fused-into")) {
                 Tensor x = leaf(seed, 6, 11), w = leaf(seed + 1, 11), b = leaf(seed + 2, 11), c = randn(seed + 3, 6, 11);
-                // x reaches the loss three ways (softmax, a product, layer norm): three gradients into x.grad.
-                Supplier<Tensor> loss = () -> add(sum(mul(Activations.softmax(x, -1), x)),
-                        sum(mul(Normalization.layerNorm(x, new long[] {11}, w, b, 1e-5), c)));
-                List<Tensor> once = Gradients.grad(loss.get(), List.of(x, w, b), false);
+                Tensor img = leaf(seed + 4, 2, 3, 9, 9), filter = leaf(seed + 5, 3, 1, 3, 3), c2 = randn(seed + 6, 2, 3, 5, 5);
+                // x reaches the loss three ways (softmax, a product, layer norm): three gradients into
+                // x.grad; img's gradient comes from a depthwise convolution at stride 2.
+                Supplier<Tensor> loss = () -> add(add(sum(mul(Activations.softmax(x, -1), x)),
+                        sum(mul(Normalization.layerNorm(x, new long[] {11}, w, b, 1e-5), c))),
+                        sum(mul(Convolution.conv2d(img, filter, null, new int[] {2, 2}, new int[] {1, 1}, new int[] {1, 1}, 3), c2)));
+                List<Tensor> leaves = List.of(x, w, b, img, filter);
+                List<Tensor> once = Gradients.grad(loss.get(), leaves, false);
                 Gradients.backward(loss.get());   // allocates the buffers
                 Gradients.backward(loss.get());   // adds into them (the fused kernels' accumulate path)
-                for (int i = 0; i < 3; i++) {
-                    Tensor leaf = List.of(x, w, b).get(i);
+                for (int i = 0; i < leaves.size(); i++) {
+                    Tensor leaf = leaves.get(i);
                     assertClose(map(once.get(i), v -> 2 * v), leaf.grad().toDoubleArray(), 1e-12, "leaf " + i + " after two backwards");
                 }
                 // Only some buffers present: layer norm writes fresh gradients, still summed right.

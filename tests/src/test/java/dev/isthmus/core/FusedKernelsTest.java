@@ -76,7 +76,7 @@ class FusedKernelsTest {
                 Tensor gy = gen.normal(DType.FLOAT64, expected.shape());
                 List<Tensor> grads = compositeGrads(conv, gy, x, w);
                 Tensor gx = nan(x.shape()), gw = nan(w.shape());
-                backend().depthwiseConv2dBackwardInput(d(gy), d(w), sh, sw, ph, pw, d(gx));
+                backend().depthwiseConv2dBackwardInput(d(gy), d(w), sh, sw, ph, pw, d(gx), false);
                 backend().depthwiseConv2dBackwardWeight(d(x), d(gy), sh, sw, ph, pw, d(gw));
                 assertClose(grads.get(0), gx, what + " grad input");
                 assertClose(grads.get(1), gw, what + " grad weight");

@@ -823,19 +823,21 @@ public final class NativeBackend implements Backend {
     }
 
     @Override public void depthwiseConv2dBackwardInput(Strided gradOut, Strided weight, int strideH, int strideW,
-                                                       int padH, int padW, Strided gradInput) {
+                                                       int padH, int padW, Strided gradInput, boolean accumulate) {
         String op = "depthwise_conv2d_backward_input";
         long[] geo = depthwiseGeometry(op, gradInput, weight, gradOut, strideH, strideW, padH, padW, gradOut, weight,
                 gradInput);
         if (gradInput.numel() == 0) return;
         String why = fusedProblem(new Strided[] {gradInput}, gradOut, weight);
         if (why == null) {
-            invoke(op, a -> (int) NativeBindings.DWCONV2D_BACKWARD_INPUT.invokeExact(dt(gradInput), Layouts.longs(a, geo),
+            long[] geoAcc = Arrays.copyOf(geo, geo.length + 1);   // the kernel's accumulate flag last
+            geoAcc[geo.length] = accumulate ? 1 : 0;
+            invoke(op, a -> (int) NativeBindings.DWCONV2D_BACKWARD_INPUT.invokeExact(dt(gradInput), Layouts.longs(a, geoAcc),
                     seg(gradOut), seg(weight), seg(gradInput)));
             return;
         }
         fallback(op, why);
-        REF.depthwiseConv2dBackwardInput(gradOut, weight, strideH, strideW, padH, padW, gradInput);
+        REF.depthwiseConv2dBackwardInput(gradOut, weight, strideH, strideW, padH, padW, gradInput, accumulate);
     }
 
     @Override public void depthwiseConv2dBackwardWeight(Strided x, Strided gradOut, int strideH, int strideW,

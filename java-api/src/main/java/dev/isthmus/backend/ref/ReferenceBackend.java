@@ -272,8 +272,8 @@ public final class ReferenceBackend implements Backend {
     }
 
     @Override public void depthwiseConv2dBackwardInput(Strided gradOut, Strided weight, int strideH, int strideW,
-                                                       int padH, int padW, Strided gradInput) {
-        ReferenceFused.depthwiseConv2dBackwardInput(gradOut, weight, strideH, strideW, padH, padW, gradInput);
+                                                       int padH, int padW, Strided gradInput, boolean accumulate) {
+        ReferenceFused.depthwiseConv2dBackwardInput(gradOut, weight, strideH, strideW, padH, padW, gradInput, accumulate);
     }
 
     @Override public void depthwiseConv2dBackwardWeight(Strided x, Strided gradOut, int strideH, int strideW,

@@ -56,10 +56,10 @@ final class ReferenceFused {
     }
 
     static void depthwiseConv2dBackwardInput(Strided gradOut, Strided weight, int sh, int sw, int ph, int pw,
-                                             Strided gradInput) {
+                                             Strided gradInput, boolean accumulate) {
         double[] gy = read(gradOut), ws = read(weight), gx = new double[size(gradInput)];
         forEachTap(gradInput.shape(), weight.shape(), gradOut.shape(), sh, sw, ph, pw, (o, i, k) -> gx[i] += gy[o] * ws[k]);
-        write(gradInput, gx);
+        write(gradInput, gx, accumulate);
     }
 
     static void depthwiseConv2dBackwardWeight(Strided x, Strided gradOut, int sh, int sw, int ph, int pw,
