@@ -67,24 +67,29 @@ static inline vf16 sm_exp16(vf16 v) {
     return (vf16) ((vi16) result & ~under);
 }
 
+// The largest value of a contiguous line, NaN if any is NaN (as Math.max gives).
+#define LINE_MAX(T)                                                                                \
+    static inline T line_max_##T(const T *x, int64_t len) {                                        \
+        T m = -INFINITY;                                                                           \
+        int nan = 0;                                                                               \
+        _Pragma("omp simd reduction(max:m) reduction(|:nan)")                                      \
+        for (int64_t k = 0; k < len; k++) {                                                        \
+            T v = x[k];                                                                            \
+            nan |= v != v;                                                                         \
+            m = v > m ? v : m;                                                                     \
+        }                                                                                          \
+        return nan ? (T) NAN : m;                                                                  \
+    }
+LINE_MAX(float)
+LINE_MAX(double)
+
 // R contiguous lines (R = 1 or 2, a constant once inlined). A line's sum is one chain of dependent
 // additions (the canonical order), which bounds a line alone; two lines side by side keep two
 // chains in flight. Each line gets the bits it gets alone.
 static inline __attribute__((always_inline)) void lines_f32(int is_log, int R, const float *const *x, float *const *o,
                                                             int64_t len) {
     float m[2];
-    for (int r = 0; r < R; r++) {
-        const float *xr = x[r];
-        float mr = -INFINITY;
-        int nan = 0;
-        #pragma omp simd reduction(max:mr) reduction(|:nan)
-        for (int64_t k = 0; k < len; k++) {
-            float v = xr[k];
-            nan |= v != v;
-            mr = v > mr ? v : mr;
-        }
-        m[r] = nan ? NAN : mr;
-    }
+    for (int r = 0; r < R; r++) m[r] = line_max_float(x[r], len);
     // Sixteen elements at a time, the last chunk padded with -inf (whose exponential adds an exact
     // 0): element k goes to lane k % 8 as (lane + e[k]) + e[k + 8], the canonical order.
     vd8 acc[2] = {{0}, {0}};
@@ -125,15 +130,7 @@ static inline __attribute__((always_inline)) void lines_f32(int is_log, int R, c
 }
 
 static void line_f64(int is_log, const double *x, double *o, int64_t len) {
-    double m = -INFINITY;
-    int nan = 0;
-    #pragma omp simd reduction(max:m) reduction(|:nan)
-    for (int64_t k = 0; k < len; k++) {
-        double v = x[k];
-        nan |= v != v;
-        m = v > m ? v : m;
-    }
-    if (nan) m = NAN;
+    double m = line_max_double(x, len);
     double l[SUM_LANES] = {0};
     for (int64_t k = 0; k < len; k++) l[k & (SUM_LANES - 1)] += exp(x[k] - m);
     double sum = lanes_sum(l);
