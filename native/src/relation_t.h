@@ -168,7 +168,7 @@ static void TN(rel_bwd_gemms)(const TN(rel) *a, int64_t bh, int64_t t, int pair,
     }
 }
 
-// ---- forward ------------------------------------------------------------------------------------
+// ---- one tile: the forward, and the backward from the same logits -------------------------------
 
 // The lanes of the tile's rows: c on rows, 0 on padding lanes (which pass nothing back).
 static E TN(rel_row_lanes)(int64_t v, int64_t mq, T c) {

@@ -84,7 +84,8 @@ public final class Engine {
 
     /**
      * The pass itself. {@code captured} maps tensors whose total gradient the caller wants; for
-     * backward() it stays empty and every leaf's gradients go to {@code leafSink} instead.
+     * backward() it stays empty and every leaf's gradients go to {@code leafSink} instead (those a rule
+     * added into a buffer from {@code leafBuffer} itself excepted).
      */
     private static void run(List<Tensor> outputs, List<Tensor> gradOutputs, Options options,
                             BinaryOperator<Tensor> add, Map<Tensor, Tensor> captured, BiConsumer<Tensor, Tensor> leafSink,

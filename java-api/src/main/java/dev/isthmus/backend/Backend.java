@@ -91,7 +91,8 @@ public interface Backend {
     /**
      * Gradient of {@link #depthwiseConv2d} with respect to its input: gradOut (N, C, outH, outW),
      * weight (C, 1, kh, kw), gradInput (N, C, H, W) (H and W are read from gradInput's shape). With
-     * {@code accumulate}, the gradient is added to what gradInput holds, as in {@link #softmaxBackward}.
+     * {@code accumulate}, the gradient is added to what gradInput holds, as in {@link #softmaxBackward}
+     * (a call that fails, out of memory, may leave some planes added to).
      */
     void depthwiseConv2dBackwardInput(Strided gradOut, Strided weight, int strideH, int strideW, int padH, int padW,
                                       Strided gradInput, boolean accumulate);

@@ -31,9 +31,10 @@ import java.util.function.Supplier;
  * </ul>
  * One primitive's backward rule is fused the same way: {@code softmax}'s gradient is the backend's
  * {@code softmaxBackward} kernel when autograd is not recording, else the ops mul, sum, sub, mul.
- * Under {@code backward()}, the softmax and layer-norm kernels add a leaf input's gradient straight
- * into its {@code grad()} buffer when the engine offers it ({@link #destination}), in the pass that
- * computes it, instead of writing the gradient out for a separate in-place add.
+ * Under {@code backward()}, the softmax, layer-norm and depthwise-convolution (input gradient)
+ * kernels add a leaf input's gradient straight into its {@code grad()} buffer when the engine
+ * offers it ({@link #destination}), in the pass that computes it, instead of writing the gradient
+ * out for a separate in-place add.
  * With fusion disabled ({@code try (var off = Fusion.disabled()) { ... }}) these ops run their
  * composite definitions instead, which is how tests compare the two.
  *

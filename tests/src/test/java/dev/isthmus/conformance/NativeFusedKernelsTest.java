@@ -250,6 +250,13 @@ class NativeFusedKernelsTest extends NativeKernelTestBase {
                                 new Strided[] {poisoned(a, dt, 1, rows, d), poisoned(a, dt, 2, d), poisoned(a, dt, 3, d)},
                                 o -> nat.layerNormBackward(gy, x, mean, rstd, w, o[0], o[1], o[2], false), tol * 10 * Math.sqrt(rows) * 4,
                                 tol * 10);
+                        // The same, added into buffers holding gradients already.
+                        Strided[] prev = {randomDense(a, dt, 1, g, 1, rows, d), randomDense(a, dt, 2, g, 1, d),
+                                randomDense(a, dt, 3, g, 1, d)};
+                        Strided[] sums = {addInto(gx, twin(a, prev[0])), addInto(gw, twin(a, prev[1])), addInto(gb, twin(a, prev[2]))};
+                        compare(what + " accumulating", sums, prev,
+                                o -> nat.layerNormBackward(gy, x, mean, rstd, w, o[0], o[1], o[2], true), tol * 10 * Math.sqrt(rows) * 4,
+                                tol * 10);
                         assertEquals(before, nat.fallbacks(), what + ": fell back (" + nat.lastFallback() + ")");
                     }
                 }

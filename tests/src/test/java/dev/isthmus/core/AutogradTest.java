@@ -141,6 +141,30 @@ class AutogradTest {
     }
 
     @Test
+    void aLeafBufferThatIsAlsoAnOperandIsNotAddedInto() {
+        for (long seed : SEEDS) {
+            try (Scope s = Scope.open("alias-into")) {
+                Tensor x = leaf(seed, 4, 6);
+                Gradients.backward(sum(mul(x, x)));   // x.grad = 2x, a buffer the engine would offer
+                Tensor buffer = x.grad();
+                double[] before = buffer.toDoubleArray();
+                Tensor copy;
+                try (var off = GradMode.noGrad()) { copy = mul(buffer, 1.0); }
+                double[] delta = Gradients.grad(List.of(Activations.softmax(x, -1)), List.of(copy), List.of(x), false, false,
+                        false).get(0).toDoubleArray();
+                // The output gradient is x.grad itself, the buffer the engine offers the softmax rule:
+                // x.grad must come out as its old value plus the gradient it seeded (the rule declines
+                // the buffer, Fusion.destination; the row kernel would also survive the alias, since it
+                // reads each element before writing it).
+                Gradients.backward(Activations.softmax(x, -1), buffer, false);
+                double[] expected = new double[before.length];
+                for (int i = 0; i < expected.length; i++) expected[i] = before[i] + delta[i];
+                assertClose(expected, x.grad().toDoubleArray(), 1e-12, "x.grad after a backward seeded with itself");
+            }
+        }
+    }
+
+    @Test
     void accumulationNeverWritesIntoOutputGradientsOrSharedTensors() {
         for (long seed : SEEDS) {
             try (Scope s = Scope.open("alias")) {
