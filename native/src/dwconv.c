@@ -29,9 +29,10 @@
 // take "ring mode": source rows copied one at a time into a small ring of zero-padded rows, taps
 // cut from aligned vectors by shuffles, two output rows at a time, stored straight into the output
 // plane (the plane copy and the flat result's copy cost flat mode about a third of its time at
-// 56 x 56). On AVX-512, the stride-2 forward takes "stride-2 mode" where it would take flat mode
-// (outputs wider than half a vector; narrower ones take row mode) (dwconv_tmpl.h): each tap row's source row loaded straight from the plane and split into its even
-// and odd columns by permutes, which replaces flat mode's four phase buffers and the copy out.
+// 56 x 56). On AVX-512, the stride-2 forward takes "stride-2 mode" (dwconv_tmpl.h) where it would
+// take flat mode (outputs wider than half a vector; narrower ones take row mode): each tap row's
+// source row loaded straight from the plane and split into its even and odd columns by permutes,
+// which replaces flat mode's four phase buffers and the copy out.
 // The next plane is prefetched while one computes.
 //
 //   forward            correlation of x with w, stride s;

@@ -296,7 +296,8 @@ static inline __attribute__((always_inline)) void F(s2_plane)(const flat_geo *g,
                 const T *row = src + r * ws + c;
                 V ev[DW_S2_NB + 1], od[DW_S2_NB + 1];
                 _Pragma("GCC unroll 8") for (int b = 0; b <= DW_S2_NB; b++) {
-                    V lo = (V) DW_MLOAD_FULL(m[2 * b], row + 2 * b * VL), hi = (V) DW_MLOAD_FULL(m[2 * b + 1], row + (2 * b + 1) * VL);
+                    V lo = (V) DW_MLOAD_FULL(m[2 * b], row + 2 * b * VL);
+                    V hi = (V) DW_MLOAD_FULL(m[2 * b + 1], row + (2 * b + 1) * VL);
                     ev[b] = F(s2_pick)(lo, hi, 0, 2);
                     od[b] = F(s2_pick)(lo, hi, 1, 2);
                 }

@@ -303,7 +303,6 @@ static void TN(gemm)(int kind, int add, int64_t nr, int64_t nvec, int64_t C, con
 
 // ---- packing ----------------------------------------------------------------------------------
 
-// Rows [i0, i0 + mq) of an (L, w) matrix as a tile [e][lane] (w x TM), times s; lanes mq..ml are 0.
 #if T_SIZE == 4 && defined(__AVX2__)
 // An 8 x 8 block: rows l0..l0+7, features e0..e0+7 of x (row stride w), times s, transposed into
 // xt's columns e0..e0+7 at lanes l0..l0+7: eight loads, the usual three shuffle stages, eight stores
@@ -328,6 +327,7 @@ static inline void TN(pack_block8)(const T *x, int64_t w, __m256 s, T *xt) {
 }
 #endif
 
+// Rows [i0, i0 + mq) of an (L, w) matrix as a tile [e][lane] (w x TM), times s; lanes mq..ml are 0.
 static void TN(pack_tile_t)(const T *x, int64_t mq, int64_t ml, int64_t w, T s, T *xt) {
     int64_t l0 = 0;
 #if T_SIZE == 4 && defined(__AVX2__)

@@ -70,11 +70,11 @@ int ISA_FN(k_token_relation_kl)(int dt, const int64_t *dims, const int64_t *meta
     if (dt == DT_F32) {
         rel_f32 a = {0};
         REL_SETUP(a, float);
-        st = rel_forward_f32(&a, &value);
+        st = rel_run_f32(&a, &value, 0);
     } else if (dt == DT_F64) {
         rel_f64 a = {0};
         REL_SETUP(a, double);
-        st = rel_forward_f64(&a, &value);
+        st = rel_run_f64(&a, &value, 0);
     } else {
         return ST_BAD_ARGUMENT;
     }
@@ -97,7 +97,7 @@ int ISA_FN(k_token_relation_kl_forward_backward)(int dt, const int64_t *dims, co
         a.gq = (TT *) gqs + meta[7];                                                              \
         a.gk = (TT *) gks + meta[8];                                                              \
         a.gv = (TT *) gvs + meta[9];                                                              \
-        st = a.BH == 0 || a.N == 0 ? rel_forward_##SUF(&a, &value) : rel_forward_backward_##SUF(&a, &value); \
+        st = rel_run_##SUF(&a, &value, 1);                                                        \
     } while (0)
     if (dt == DT_F32) REL_BOTH(float, f32);
     else if (dt == DT_F64) REL_BOTH(double, f64);
@@ -120,7 +120,7 @@ int ISA_FN(k_token_relation_kl_backward)(int dt, const int64_t *dims, const int6
         a.gk = (TT *) gks + meta[8];                                                              \
         a.gv = (TT *) gvs + meta[9];                                                              \
         if (a.BH == 0 || a.N == 0) return ST_OK;                                                  \
-        return rel_backward_##SUF(&a);                                                            \
+        return rel_run_##SUF(&a, NULL, 1);                                                        \
     } while (0)
     if (dt == DT_F32) REL_BWD(float, f32);
     if (dt == DT_F64) REL_BWD(double, f64);

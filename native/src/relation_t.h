@@ -210,17 +210,20 @@ static double TN(rel_total)(const TN(rel) *a) {
     return (total[0] + total[1]) / ((double) a->BH * (double) a->N);
 }
 
-static int TN(rel_forward)(TN(rel) *a, double *loss) {
-    int64_t BH = a->BH, N = a->N, nqt = a->nqt, items = BH * nqt;
-    int nt = par_threads(BH * N * N * (a->ds + a->dt));
+// The loss over every batch-head and, with `grads`, the student's gradients from the same logits
+// and exponentials (`loss` NULL: the loss is computed alongside and dropped). Without gradients an
+// item is one row tile of a batch-head; with them one batch-head, whose gradK and gradV sum over its
+// row tiles in tile order.
+static int TN(rel_run)(TN(rel) *a, double *loss, int grads) {
+    int64_t BH = a->BH, N = a->N, ds = a->ds, dspad = a->dspad, nqt = a->nqt, items = grads ? BH : BH * nqt;
     a->rowkl = malloc(sizeof(double) * (size_t) (2 * BH * N > 0 ? 2 * BH * N : 1));
     if (!a->rowkl) return ST_NO_MEMORY;
+    int nt = par_threads(BH * N * N * (a->ds + a->dt));
     int failed = 0;
-    // Each item is one row tile of one batch-head, writing the KL of its rows.
     #pragma omp parallel num_threads(nt)
     {
         TN(rel_scratch) s = {0};
-        int ok = TN(rel_scratch_alloc)(a, &s, 0);
+        int ok = TN(rel_scratch_alloc)(a, &s, grads);
         if (!ok) {
             #pragma omp atomic write
             failed = 1;
@@ -228,43 +231,17 @@ static int TN(rel_forward)(TN(rel) *a, double *loss) {
         #pragma omp for schedule(dynamic, 1)
         for (int64_t it = 0; it < items; it++) {
             if (!ok) continue;
-            for (int pair = 0; pair < 2; pair++) TN(rel_tile)(a, it / nqt, it % nqt, pair, &s, 0);
-        }
-        TN(rel_scratch_free)(&s);
-    }
-    if (!failed) *loss = TN(rel_total)(a);
-    free(a->rowkl);
-    return failed ? ST_NO_MEMORY : ST_OK;
-}
-
-// ---- backward -----------------------------------------------------------------------------------
-
-// The loss and the student's gradients over every batch-head (the loss is computed alongside, from
-// the same logits and exponentials, and dropped when `loss` is NULL).
-static int TN(rel_run_backward)(TN(rel) *a, double *loss) {
-    int64_t BH = a->BH, N = a->N, ds = a->ds, dspad = a->dspad;
-    a->rowkl = malloc(sizeof(double) * (size_t) (2 * BH * N > 0 ? 2 * BH * N : 1));
-    if (!a->rowkl) return ST_NO_MEMORY;
-    int nt = par_threads(BH * N * N * (a->ds + a->dt));
-    int failed = 0;
-    // One batch-head per item: its gradK and gradV sum over its row tiles, in tile order.
-    #pragma omp parallel num_threads(nt)
-    {
-        TN(rel_scratch) s = {0};
-        int ok = TN(rel_scratch_alloc)(a, &s, 1);
-        if (!ok) {
-            #pragma omp atomic write
-            failed = 1;
-        }
-        #pragma omp for schedule(dynamic, 1)
-        for (int64_t bh = 0; bh < BH; bh++) {
-            if (!ok) continue;
-            memset(s.gk, 0, sizeof(T) * (size_t) (N * dspad));
-            memset(s.gv, 0, sizeof(T) * (size_t) (N * dspad));
-            for (int64_t t = 0; t < a->nqt; t++)
-                for (int pair = 0; pair < 2; pair++) TN(rel_tile)(a, bh, t, pair, &s, 1);
-            TN(unpad_rows)(s.gk, N, ds, dspad, a->gk + bh * N * ds);
-            TN(unpad_rows)(s.gv, N, ds, dspad, a->gv + bh * N * ds);
+            int64_t bh = grads ? it : it / nqt, t0 = grads ? 0 : it % nqt, t1 = grads ? nqt : t0 + 1;
+            if (grads) {
+                memset(s.gk, 0, sizeof(T) * (size_t) (N * dspad));
+                memset(s.gv, 0, sizeof(T) * (size_t) (N * dspad));
+            }
+            for (int64_t t = t0; t < t1; t++)
+                for (int pair = 0; pair < 2; pair++) TN(rel_tile)(a, bh, t, pair, &s, grads);
+            if (grads) {
+                TN(unpad_rows)(s.gk, N, ds, dspad, a->gk + bh * N * ds);
+                TN(unpad_rows)(s.gv, N, ds, dspad, a->gv + bh * N * ds);
+            }
         }
         TN(rel_scratch_free)(&s);
     }
@@ -272,7 +249,3 @@ static int TN(rel_run_backward)(TN(rel) *a, double *loss) {
     free(a->rowkl);
     return failed ? ST_NO_MEMORY : ST_OK;
 }
-
-static int TN(rel_backward)(TN(rel) *a) { return TN(rel_run_backward)(a, NULL); }
-
-static int TN(rel_forward_backward)(TN(rel) *a, double *loss) { return TN(rel_run_backward)(a, loss); }

@@ -6,8 +6,8 @@ import java.util.function.BiFunction;
 
 /**
  * An op's backward rule: from the gradient of its output to the gradients of its inputs (null for an
- * input that needs none, or whose gradient the rule added into an offered buffer itself). Rules are written with differentiable ops, so running them while recording
- * gives gradients of gradients.
+ * input that needs none, or whose gradient the rule added into an offered buffer itself). Rules are
+ * written with differentiable ops, so running them while recording gives gradients of gradients.
  */
 @FunctionalInterface
 public interface BackwardFn {

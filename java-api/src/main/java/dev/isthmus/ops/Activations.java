@@ -133,10 +133,10 @@ public final class Activations {
             return mul(y, sub(g, Reductions.sum(mul(g, y), d, true)));
         }
         // Into the leaf's buffer when offered (null returned: nothing left for the engine to add).
-        Tensor dst = Fusion.destination(into, y, y, g);
-        Tensor gx = dst != null ? dst : Tensor.empty(y.dtype(), y.device(), y.shape());
-        y.backend().softmaxBackward(y.data(op), Shapes.broadcastData(op, g, y.shape()), d, gx.data(op), dst != null);
-        return dst != null ? null : gx;
+        Fusion.GradientOut gx = Fusion.gradientOut(into, y, y, g);
+        y.backend().softmaxBackward(y.data(op), Shapes.broadcastData(op, g, y.shape()), d, gx.tensor().data(op),
+                gx.accumulate());
+        return gx.result();
     }
 
     public static Tensor logSoftmax(Tensor x, int dim) {

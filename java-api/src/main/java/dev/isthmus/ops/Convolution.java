@@ -144,11 +144,10 @@ public final class Convolution {
                     Tensor gc = Shapes.contiguous(grad), gx = null, gw = null;
                     if (xc.requiresGrad()) {
                         // Into x's gradient buffer when the engine offers it (null returned for x then).
-                        Tensor dst = into == null ? null : Fusion.destination(into[0], xc, gc, wc, xc);
-                        Tensor gi = dst != null ? dst : Tensor.empty(x.dtype(), x.device(), xc.shape());
+                        Fusion.GradientOut gi = Fusion.gradientOut(into == null ? null : into[0], xc, gc, wc, xc);
                         x.backend().depthwiseConv2dBackwardInput(gc.data(op), wc.data(op), g.sh(), g.sw(), g.ph(),
-                                g.pw(), gi.data(op), dst != null);
-                        gx = dst != null ? null : gi;
+                                g.pw(), gi.tensor().data(op), gi.accumulate());
+                        gx = gi.result();
                     }
                     if (wc.requiresGrad()) {
                         gw = Tensor.empty(x.dtype(), x.device(), wc.shape());

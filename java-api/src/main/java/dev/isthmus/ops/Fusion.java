@@ -77,6 +77,22 @@ public final class Fusion {
         return into;
     }
 
+    /** Where a fused backward kernel writes one input's gradient, and whether it adds there. */
+    record GradientOut(Tensor tensor, boolean accumulate) {
+        /** What the rule returns for the input: null when the kernel added into the leaf's buffer. */
+        Tensor result() { return accumulate ? null : tensor; }
+    }
+
+    /**
+     * The offered buffer {@code into} when {@link #destination} accepts it (the kernel adds into it),
+     * else a fresh tensor shaped like {@code like} (the kernel writes it).
+     */
+    static GradientOut gradientOut(Tensor into, Tensor like, Tensor... reads) {
+        Tensor dst = destination(into, like, reads);
+        return dst != null ? new GradientOut(dst, true)
+                : new GradientOut(Tensor.empty(like.dtype(), like.device(), like.shape()), false);
+    }
+
     /**
      * The backward rule of a fused primitive applied to {@code inputs} (null entries for absent
      * optional inputs): {@code kernel} (the fused backward kernel's gradients, one per input, null where

@@ -56,6 +56,13 @@ class NativeFusedKernelsTest extends NativeKernelTestBase {
         return poison(dense(a, dt, offset, shape));
     }
 
+    /** For each non-null prev[i], a copy of it with grads[i] added: what an accumulating kernel must leave. */
+    private static Strided[] summed(Arena a, Strided[] grads, Strided[] prev) {
+        Strided[] out = new Strided[prev.length];
+        for (int i = 0; i < prev.length; i++) if (prev[i] != null) out[i] = addInto(grads[i], twin(a, prev[i]));
+        return out;
+    }
+
     /**
      * Runs {@code kernel} (which writes into the storages it is given) under every ISA and thread
      * count: each result close to the reference's, and identical across thread counts.
@@ -148,11 +155,11 @@ class NativeFusedKernelsTest extends NativeKernelTestBase {
             compare(what + " grad input", new Strided[] {gx}, new Strided[] {poisoned(a, dt, 1, n, c, h, w)},
                     o -> nat.depthwiseConv2dBackwardInput(gy, wt, sh, sw, ph, pw, o[0], false), tol * taps, tol);
             // Added into a buffer that holds a gradient already (random), as an in-place add after it.
-            Strided prev = randomDense(a, dt, 1, g, 1, n, c, h, w), gxAcc = twin(a, prev);
+            Strided[] prev = {randomDense(a, dt, 1, g, 1, n, c, h, w)};
+            Strided gxAcc = twin(a, prev[0]), gxSum = summed(a, new Strided[] {gx}, prev)[0];
             REF.depthwiseConv2dBackwardInput(gy, wt, sh, sw, ph, pw, gxAcc, true);
-            Strided gxSum = addInto(gx, twin(a, prev));
             assertStoragesIdentical(what + " grad input, reference accumulating", gxSum, gxAcc);
-            compare(what + " grad input accumulating", new Strided[] {gxSum}, new Strided[] {prev},
+            compare(what + " grad input accumulating", new Strided[] {gxSum}, prev,
                     o -> nat.depthwiseConv2dBackwardInput(gy, wt, sh, sw, ph, pw, o[0], true), tol * taps, tol);
 
             Strided gw = poisoned(a, dt, 5, c, 1, kh, kw);
@@ -211,12 +218,8 @@ class NativeFusedKernelsTest extends NativeKernelTestBase {
             // after the kernel would; the reference's the same way.
             Strided[] prev = {randomDense(a, dt, 1, g, 1, rows, d), hasWeight ? randomDense(a, dt, 2, g, 1, d) : null,
                     hasBias ? randomDense(a, dt, 3, g, 1, d) : null};
-            Strided[] plain = {gx, gw, gb}, expected = new Strided[3], refAcc = new Strided[3];
-            for (int i = 0; i < 3; i++) {
-                if (prev[i] == null) continue;
-                expected[i] = addInto(plain[i], twin(a, prev[i]));
-                refAcc[i] = twin(a, prev[i]);
-            }
+            Strided[] expected = summed(a, new Strided[] {gx, gw, gb}, prev), refAcc = new Strided[3];
+            for (int i = 0; i < 3; i++) if (prev[i] != null) refAcc[i] = twin(a, prev[i]);
             REF.layerNormBackward(gy, x, mean, rstd, w, refAcc[0], refAcc[1], refAcc[2], true);
             for (int i = 0; i < 3; i++) if (prev[i] != null) assertStoragesIdentical(what + " reference accumulating " + i, expected[i], refAcc[i]);
             compare(what + " backward accumulating", expected, prev,
@@ -253,8 +256,7 @@ class NativeFusedKernelsTest extends NativeKernelTestBase {
                         // The same, added into buffers holding gradients already.
                         Strided[] prev = {randomDense(a, dt, 1, g, 1, rows, d), randomDense(a, dt, 2, g, 1, d),
                                 randomDense(a, dt, 3, g, 1, d)};
-                        Strided[] sums = {addInto(gx, twin(a, prev[0])), addInto(gw, twin(a, prev[1])), addInto(gb, twin(a, prev[2]))};
-                        compare(what + " accumulating", sums, prev,
+                        compare(what + " accumulating", summed(a, new Strided[] {gx, gw, gb}, prev), prev,
                                 o -> nat.layerNormBackward(gy, x, mean, rstd, w, o[0], o[1], o[2], true), tol * 10 * Math.sqrt(rows) * 4,
                                 tol * 10);
                         assertEquals(before, nat.fallbacks(), what + ": fell back (" + nat.lastFallback() + ")");
@@ -517,7 +519,7 @@ class NativeFusedKernelsTest extends NativeKernelTestBase {
                             Strided prev = random(view(a, dt, layout, shape), g, 1, false);
                             Strided plain = poison(view(a, dt, Layout.DENSE, shape));
                             REF.softmaxBackward(y, gy, dim, plain, false);
-                            Strided expected = addInto(plain, twin(a, prev)), ref = twin(a, prev);
+                            Strided expected = summed(a, new Strided[] {plain}, new Strided[] {prev})[0], ref = twin(a, prev);
                             REF.softmaxBackward(y, gy, dim, ref, true);
                             String what = "softmax backward accumulating " + dt + " " + Arrays.toString(shape) + " dim " + dim
                                     + " into " + layout;

@@ -141,7 +141,7 @@ class AutogradTest {
     }
 
     @Test
-    void aLeafBufferThatIsAlsoAnOperandIsNotAddedInto() {
+    void aBackwardSeededWithALeafsOwnGradBufferSumsRight() {
         for (long seed : SEEDS) {
             try (Scope s = Scope.open("alias-into")) {
                 Tensor x = leaf(seed, 4, 6);
